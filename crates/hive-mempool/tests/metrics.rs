@@ -1,5 +1,12 @@
 //! Pool statistics reach the `metrics` facade with the pool's name as label.
 #![cfg(feature = "metrics")]
+// Helpers outside #[test] functions fail loudly too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use hive_mempool::{Pool, PoolConfig};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};

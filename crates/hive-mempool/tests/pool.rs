@@ -1,4 +1,11 @@
 //! Behaviour of `Pool`: reset, bounds, sizing, statistics, threads, drop.
+// Helpers outside #[test] functions fail loudly too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};

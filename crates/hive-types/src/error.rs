@@ -42,6 +42,10 @@ pub enum HiveError {
     #[error("agent {0} is not registered: register it first, or check the id")]
     UnknownAgent(AgentId),
 
+    /// An agent with this id is already registered.
+    #[error("agent {0} is already registered: unregister it first, or use a fresh id")]
+    AlreadyRegistered(AgentId),
+
     /// Something looked up by name was not there.
     #[error("{what} `{name}` was not found: check the name or create it first")]
     NotFound {
@@ -259,6 +263,7 @@ mod tests {
                 after: Duration::from_millis(5),
             },
             HiveError::UnknownAgent(AgentId::nil()),
+            HiveError::AlreadyRegistered(AgentId::nil()),
             HiveError::NotFound {
                 what: "pool",
                 name: "strings".into(),
@@ -298,6 +303,7 @@ mod tests {
             "resubmit",
             "resend",
             "reconnect",
+            "unregister",
         ];
         for err in every_error() {
             let text = err.to_string();

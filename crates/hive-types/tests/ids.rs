@@ -1,4 +1,11 @@
 //! Id generation across threads.
+// Helpers outside #[test] functions fail loudly too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::HashSet;
 

@@ -1,5 +1,12 @@
 //! Serde round trips of the public data types (feature `serde`).
 #![cfg(feature = "serde")]
+// Helpers outside #[test] functions fail loudly too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::time::Duration;
 

@@ -1,0 +1,124 @@
+//! Communicator configuration.
+
+use std::time::Duration;
+
+use hive_types::{HiveError, HiveResult};
+
+/// How a [`Communicator`](crate::Communicator) batches and bounds messages.
+///
+/// A batch to one destination is flushed when it holds `max_messages`
+/// messages or `max_bytes` bytes, when its oldest message has waited
+/// `linger`, when the destination is idle, when a `Critical` message joins
+/// it, on `flush()`, and when its sender is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommunicatorConfig {
+    /// Messages per batch before it is flushed (the document: 50).
+    pub max_messages: usize,
+    /// Bytes per batch (payloads plus envelope estimate) before it is flushed.
+    pub max_bytes: usize,
+    /// Longest a message waits in a batch; the timer starts with a batch's
+    /// first message and later messages never push it back (the document: 10 ms).
+    pub linger: Duration,
+    /// Messages a mailbox holds, counting those already accepted into
+    /// senders' batches for it; senders wait (or get `Full`) beyond it.
+    pub mailbox_capacity: usize,
+    /// Undeliverable messages kept for [`take_undelivered`](crate::Communicator::take_undelivered);
+    /// beyond it they are counted and dropped.
+    pub dead_letter_capacity: usize,
+    /// Empty batch buffers kept for reuse by the default recycler.
+    pub recycled_batches: usize,
+}
+
+impl Default for CommunicatorConfig {
+    fn default() -> Self {
+        CommunicatorConfig {
+            max_messages: 50,
+            max_bytes: 64 * 1024,
+            linger: Duration::from_millis(10),
+            mailbox_capacity: 4096,
+            dead_letter_capacity: 1024,
+            recycled_batches: 1024,
+        }
+    }
+}
+
+impl CommunicatorConfig {
+    /// Sets `max_messages`.
+    pub fn max_messages(mut self, n: usize) -> Self {
+        self.max_messages = n;
+        self
+    }
+
+    /// Sets `max_bytes`.
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Sets `linger`.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Sets `mailbox_capacity`.
+    pub fn mailbox_capacity(mut self, n: usize) -> Self {
+        self.mailbox_capacity = n;
+        self
+    }
+
+    /// Sets `dead_letter_capacity`.
+    pub fn dead_letter_capacity(mut self, n: usize) -> Self {
+        self.dead_letter_capacity = n;
+        self
+    }
+
+    /// Checks the values; the error names the field and the accepted range.
+    pub fn validate(&self) -> HiveResult<()> {
+        let fail = |field, reason: &str| {
+            Err(HiveError::Config {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if self.max_messages == 0 {
+            return fail("max_messages", "must be at least 1 (1 disables batching)");
+        }
+        if self.max_bytes == 0 {
+            return fail("max_bytes", "must be at least 1 byte");
+        }
+        if self.mailbox_capacity == 0 {
+            return fail("mailbox_capacity", "must be at least 1 message");
+        }
+        if self.linger > Duration::from_secs(3600) {
+            return fail("linger", "must be at most one hour (10 ms is typical)");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documents() {
+        let c = CommunicatorConfig::default();
+        assert_eq!((c.max_messages, c.max_bytes), (50, 65536));
+        assert_eq!(c.linger, Duration::from_millis(10));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn zero_bounds_are_rejected_with_the_field_name() {
+        let err = CommunicatorConfig::default()
+            .mailbox_capacity(0)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("mailbox_capacity"), "{err}");
+        assert!(CommunicatorConfig::default()
+            .max_messages(0)
+            .validate()
+            .is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! Counters, histograms and metrics of a communicator.
+//!
+//! Everything is recorded per batch, never per message: a sender counts its
+//! messages under the lock it already holds, and the figures that go to the
+//! `metrics` facade are added when a batch is flushed or delivered.
+
+use std::time::Duration;
+
+use hive_types::histogram::{AtomicHistogram, HistogramSnapshot, COARSE, PRECISE};
+use hive_types::AgentId;
+
+use crate::batch::FlushReason;
+
+/// Per-sender counts, kept under the sender's own lock.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SendCounts {
+    pub(crate) sent: u64,
+    pub(crate) flushes: [u64; 8],
+}
+
+impl SendCounts {
+    pub(crate) fn add(&mut self, other: &SendCounts) {
+        self.sent += other.sent;
+        for (a, b) in self.flushes.iter_mut().zip(other.flushes) {
+            *a += b;
+        }
+    }
+}
+
+/// Shared recorders of a communicator.
+#[derive(Debug)]
+pub(crate) struct Recorders {
+    pub(crate) batch_sizes: AtomicHistogram,
+    pub(crate) latency_ns: AtomicHistogram,
+    metrics: Metrics,
+}
+
+impl Recorders {
+    pub(crate) fn new() -> Self {
+        Recorders {
+            batch_sizes: AtomicHistogram::new(COARSE),
+            latency_ns: AtomicHistogram::new(PRECISE),
+            metrics: Metrics::register(),
+        }
+    }
+
+    /// A batch of `len` messages left a sender.
+    #[inline]
+    pub(crate) fn flushed(&self, reason: FlushReason, len: usize) {
+        self.batch_sizes.record(len as u64);
+        self.metrics.flushed(reason, len);
+    }
+
+    /// A consumer took a batch of `len` messages whose oldest waited `waited`.
+    #[inline]
+    pub(crate) fn delivered(&self, len: usize, waited: Duration) {
+        let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_ns.record(ns);
+        self.metrics.delivered(len, waited);
+    }
+
+    pub(crate) fn undeliverable(&self, n: usize) {
+        self.metrics.undeliverable(n);
+    }
+
+    pub(crate) fn depth(&self, queued: usize) {
+        self.metrics.depth(queued);
+    }
+}
+
+/// Queue depth of one mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxDepth {
+    /// The agent.
+    pub agent: AgentId,
+    /// Messages queued for it.
+    pub queued: usize,
+    /// Messages accepted for it: queued plus those still in senders' batches.
+    pub accepted: usize,
+}
+
+/// A snapshot of a communicator.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CommunicatorStats {
+    /// Messages accepted by `send`/`try_send`/`broadcast` (one per recipient).
+    pub sent: u64,
+    /// Messages taken out of mailboxes by their consumers.
+    pub delivered: u64,
+    /// Messages that could not be delivered (see `take_undelivered`).
+    pub undeliverable: u64,
+    /// Batches flushed, by reason.
+    pub flushes: Vec<(FlushReason, u64)>,
+    /// Messages per flushed batch.
+    pub batch_size: HistogramSnapshot,
+    /// Time from a batch's first message to its consumer taking it, in
+    /// nanoseconds: the wait of the oldest message of each batch, so an
+    /// upper bound for every message in it.
+    pub batch_latency_ns: HistogramSnapshot,
+    /// Depth of every registered mailbox.
+    pub mailboxes: Vec<MailboxDepth>,
+}
+
+impl CommunicatorStats {
+    /// Batches flushed for `reason`.
+    pub fn flushes_for(&self, reason: FlushReason) -> u64 {
+        self.flushes
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Total batches flushed.
+    pub fn batches(&self) -> u64 {
+        self.flushes.iter().map(|(_, n)| n).sum()
+    }
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct Metrics {
+    sent: metrics::Counter,
+    delivered: metrics::Counter,
+    undeliverable: metrics::Counter,
+    flushes: Vec<metrics::Counter>,
+    batch_size: metrics::Histogram,
+    latency: metrics::Histogram,
+    depth: metrics::Gauge,
+}
+
+#[cfg(feature = "metrics")]
+impl Metrics {
+    fn register() -> Self {
+        Metrics {
+            sent: metrics::counter!("hive_messaging_sent_total"),
+            delivered: metrics::counter!("hive_messaging_delivered_total"),
+            undeliverable: metrics::counter!("hive_messaging_undeliverable_total"),
+            flushes: FlushReason::ALL
+                .iter()
+                .map(|r| metrics::counter!("hive_messaging_batches_total", "reason" => r.as_str()))
+                .collect(),
+            batch_size: metrics::histogram!("hive_messaging_batch_size"),
+            latency: metrics::histogram!("hive_messaging_batch_latency_seconds"),
+            depth: metrics::gauge!("hive_messaging_queued_messages"),
+        }
+    }
+
+    fn flushed(&self, reason: FlushReason, len: usize) {
+        self.sent.increment(len as u64);
+        if let Some(c) = self.flushes.get(reason.index()) {
+            c.increment(1);
+        }
+        self.batch_size.record(len as f64);
+    }
+
+    fn delivered(&self, len: usize, waited: Duration) {
+        self.delivered.increment(len as u64);
+        self.latency.record(waited.as_secs_f64());
+    }
+
+    fn undeliverable(&self, n: usize) {
+        self.undeliverable.increment(n as u64);
+    }
+
+    fn depth(&self, queued: usize) {
+        self.depth.set(queued as f64);
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug)]
+struct Metrics;
+
+#[cfg(not(feature = "metrics"))]
+impl Metrics {
+    fn register() -> Self {
+        Metrics
+    }
+    fn flushed(&self, _: FlushReason, _: usize) {}
+    fn delivered(&self, _: usize, _: Duration) {}
+    fn undeliverable(&self, _: usize) {}
+    fn depth(&self, _: usize) {}
+}
