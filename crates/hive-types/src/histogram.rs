@@ -238,6 +238,49 @@ impl HistogramSnapshot {
         })
     }
 
+    /// Adds `other`'s counts (a histogram of the same precision) to these.
+    pub fn merge(&mut self, other: &HistogramSnapshot) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = other.clone();
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
+        let (mut a, mut b) = (
+            self.buckets.iter().peekable(),
+            other.buckets.iter().peekable(),
+        );
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(&&(i, n)), Some(&&(j, m))) if i == j => {
+                    merged.push((i, n + m));
+                    a.next();
+                    b.next();
+                }
+                (Some(&&(i, n)), Some(&&(j, _))) if i < j => {
+                    merged.push((i, n));
+                    a.next();
+                }
+                (_, Some(&&(j, m))) => {
+                    merged.push((j, m));
+                    b.next();
+                }
+                (Some(&&(i, n)), None) => {
+                    merged.push((i, n));
+                    a.next();
+                }
+                (None, None) => break,
+            }
+        }
+        self.buckets = merged;
+        self.count += other.count;
+        self.sum = self.sum.wrapping_add(other.sum);
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
     /// What was recorded after `earlier` (a snapshot of the same histogram).
     /// Min and max are those of the whole history, since buckets cannot say more.
     pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
@@ -351,6 +394,29 @@ mod tests {
         let empty = AtomicHistogram::new(COARSE).snapshot();
         assert_eq!(empty.quantile(0.5), 0);
         assert_eq!(empty.mean(), 0.0);
+    }
+
+    #[test]
+    fn merge_equals_recording_into_one() {
+        let (a, b, both) = (
+            AtomicHistogram::new(COARSE),
+            AtomicHistogram::new(COARSE),
+            AtomicHistogram::new(COARSE),
+        );
+        for v in [1u64, 5, 900, 70_000] {
+            a.record(v);
+            both.record(v);
+        }
+        for v in [5u64, 3, 1 << 30] {
+            b.record(v);
+            both.record(v);
+        }
+        let mut merged = a.snapshot();
+        merged.merge(&b.snapshot());
+        assert_eq!(merged, both.snapshot());
+        let mut empty = HistogramSnapshot::default();
+        empty.merge(&b.snapshot());
+        assert_eq!(empty, b.snapshot());
     }
 
     #[test]

@@ -1,0 +1,245 @@
+//! [`Balancer`]: submit closures at a priority; shut down cleanly.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use hive_types::{HiveResult, Priority, Rejected};
+
+use crate::config::BalancerConfig;
+use crate::monitor::{self, ScaleDecision};
+use crate::shared::{RunState, Shared};
+use crate::stats::{self, BalancerStats};
+use crate::task::{Detached, HandleState, Job, Task, TaskHandle, WithHandle};
+
+/// A priority-aware executor of CPU-bound closures on OS threads.
+///
+/// Share it between submitting threads with an `Arc`. See the
+/// [crate documentation](crate) for the scheduling rules and examples.
+pub struct Balancer {
+    shared: Arc<Shared>,
+}
+
+/// How long a submission may wait for room.
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    Forever,
+    Until(Instant),
+}
+
+impl Balancer {
+    /// Starts `min_workers` workers (and the monitor, if configured).
+    pub fn new(config: BalancerConfig) -> HiveResult<Self> {
+        config.validate()?;
+        let shared = Shared::new(config);
+        let balancer = Balancer { shared };
+        for _ in 0..balancer.shared.config.min_workers {
+            balancer.shared.add_worker()?;
+        }
+        monitor::spawn(&balancer.shared)?;
+        Ok(balancer)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &BalancerConfig {
+        &self.shared.config
+    }
+
+    /// Runs `f` at priority `p`, waiting for room in that class's queue.
+    /// Nothing waits for the result; a panic is counted and contained.
+    pub fn spawn<F>(&self, p: Priority, f: F) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.enqueue(p, f, Wait::Forever, Detached)
+    }
+
+    /// Like [`spawn`](Self::spawn) but never waits: a full class queue hands
+    /// the closure back with [`HiveError::Full`].
+    pub fn try_spawn<F>(&self, p: Priority, f: F) -> Result<(), Rejected<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.enqueue(p, f, Wait::No, Detached)
+    }
+
+    /// Runs `f` at priority `p`, waiting for room; the handle yields its result.
+    pub fn submit<F, R>(&self, p: Priority, f: F) -> Result<TaskHandle<R>, Rejected<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit_with(p, f, Wait::Forever)
+    }
+
+    /// Like [`submit`](Self::submit), waiting at most `timeout` for room
+    /// ([`HiveError::Timeout`] hands the closure back).
+    pub fn submit_timeout<F, R>(
+        &self,
+        p: Priority,
+        f: F,
+        timeout: Duration,
+    ) -> Result<TaskHandle<R>, Rejected<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit_with(p, f, Wait::Until(Instant::now() + timeout))
+    }
+
+    /// Like [`submit`](Self::submit) but never waits: a full class queue
+    /// hands the closure back with [`HiveError::Full`].
+    pub fn try_submit<F, R>(&self, p: Priority, f: F) -> Result<TaskHandle<R>, Rejected<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit_with(p, f, Wait::No)
+    }
+
+    fn submit_with<F, R>(&self, p: Priority, f: F, wait: Wait) -> Result<TaskHandle<R>, Rejected<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let state = HandleState::new();
+        let job_state = state.clone();
+        self.enqueue(p, f, wait, move |f| WithHandle {
+            f,
+            state: job_state,
+        })?;
+        Ok(TaskHandle::new(p, state))
+    }
+
+    /// Reserves room (giving `f` back on refusal), then queues the job.
+    fn enqueue<F, J>(
+        &self,
+        p: Priority,
+        f: F,
+        wait: Wait,
+        wrap: impl FnOnce(F) -> J,
+    ) -> Result<(), Rejected<F>>
+    where
+        J: Job + 'static,
+    {
+        let reserved = match wait {
+            Wait::No => self.shared.try_reserve(p),
+            Wait::Forever => self.shared.reserve_waiting(p, None),
+            Wait::Until(d) => self.shared.reserve_waiting(p, Some(d)),
+        };
+        if let Err(e) = reserved {
+            if !e.is_closed() {
+                self.shared
+                    .class(p)
+                    .rejected
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            return Err(Rejected::new(f, e));
+        }
+        self.shared
+            .class(p)
+            .submitted
+            .fetch_add(1, Ordering::Relaxed);
+        let task = Task {
+            job: Box::new(wrap(f)),
+            class: p,
+            enqueued: Instant::now(),
+        };
+        self.shared.place(task);
+        Ok(())
+    }
+
+    /// One monitor step now: samples busy time since the previous step and
+    /// scales. The monitor thread calls it every interval; with
+    /// `monitor_interval: None` the caller drives it.
+    pub fn rebalance(&self) -> ScaleDecision {
+        monitor::step(&self.shared)
+    }
+
+    /// Workers taking work now.
+    pub fn active_workers(&self) -> usize {
+        self.shared.active.load(Ordering::Acquire)
+    }
+
+    /// Tasks waiting in all queues.
+    pub fn queued(&self) -> usize {
+        self.shared.total_queued()
+    }
+
+    /// A snapshot of per-worker and per-class figures.
+    pub fn stats(&self) -> BalancerStats {
+        stats::snapshot(&self.shared)
+    }
+
+    /// Stops accepting work, runs everything already accepted, then stops
+    /// the workers and waits for their threads.
+    pub fn shutdown(&self) {
+        self.shared.advance(RunState::Draining);
+        self.shared.wake_all();
+        self.join_all();
+    }
+
+    /// Stops accepting work, resolves every queued task's handle as
+    /// [`HiveError::Cancelled`], waits for running tasks, stops the workers.
+    /// Returns how many tasks were cancelled.
+    pub fn shutdown_now(&self) -> usize {
+        self.shared.advance(RunState::Stopping);
+        let cancelled = self.shared.cancel_queued();
+        self.shared.wake_all();
+        self.join_all();
+        cancelled
+    }
+
+    fn join_all(&self) {
+        loop {
+            let handles: Vec<_> = std::mem::take(
+                &mut *self
+                    .shared
+                    .threads
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            if handles.is_empty() {
+                return;
+            }
+            for h in &handles {
+                h.thread().unpark();
+            }
+            for h in handles {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl Drop for Balancer {
+    /// Cancels what is queued and tells the workers to stop after their
+    /// current task, without waiting for them: dropping never hangs.
+    fn drop(&mut self) {
+        if self.shared.advance(RunState::Stopping) != RunState::Stopping {
+            self.shared.cancel_queued();
+        }
+        self.shared.wake_all();
+        for h in self
+            .shared
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            h.thread().unpark();
+        }
+    }
+}
+
+impl fmt::Debug for Balancer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Balancer")
+            .field("active_workers", &self.active_workers())
+            .field("queued", &self.queued())
+            .field("state", &self.shared.run_state())
+            .finish()
+    }
+}
