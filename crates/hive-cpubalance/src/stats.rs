@@ -150,6 +150,7 @@ pub(crate) fn snapshot(shared: &Shared) -> BalancerStats {
 /// Publishes a snapshot through the `metrics` facade.
 #[cfg(feature = "metrics")]
 pub(crate) fn publish(shared: &Shared) {
+    describe();
     let stats = snapshot(shared);
     metrics::gauge!("hive_cpu_active_workers").set(stats.active_workers as f64);
     metrics::counter!("hive_cpu_scale_ups_total").absolute(stats.scale_ups);
@@ -176,6 +177,47 @@ pub(crate) fn publish(shared: &Shared) {
         metrics::gauge!("hive_cpu_queue_wait_p99_seconds", "class" => class)
             .set(c.wait_p99_ns() as f64 / 1e9);
     }
+}
+
+#[cfg(feature = "metrics")]
+fn describe() {
+    metrics::describe_gauge!("hive_cpu_active_workers", "Workers taking work");
+    metrics::describe_counter!("hive_cpu_scale_ups_total", "Workers added by the monitor");
+    metrics::describe_counter!(
+        "hive_cpu_scale_downs_total",
+        "Workers retired by the monitor"
+    );
+    metrics::describe_counter!("hive_cpu_task_panics_total", "Tasks that panicked");
+    metrics::describe_gauge!(
+        "hive_cpu_worker_busy_ratio",
+        "Fraction of the last monitor interval the worker was busy"
+    );
+    metrics::describe_gauge!(
+        "hive_cpu_worker_queue_depth",
+        "Tasks in the worker's queues"
+    );
+    metrics::describe_counter!("hive_cpu_worker_completed_total", "Tasks the worker ran");
+    metrics::describe_counter!(
+        "hive_cpu_worker_steals_total",
+        "Tasks the worker took from others"
+    );
+    metrics::describe_counter!("hive_cpu_tasks_submitted_total", "Tasks accepted, by class");
+    metrics::describe_counter!("hive_cpu_tasks_completed_total", "Tasks run, by class");
+    metrics::describe_counter!(
+        "hive_cpu_tasks_rejected_total",
+        "Submissions refused for lack of room, by class"
+    );
+    metrics::describe_gauge!("hive_cpu_queued_tasks", "Tasks waiting, by class");
+    metrics::describe_gauge!(
+        "hive_cpu_queue_wait_p50_seconds",
+        metrics::Unit::Seconds,
+        "Median time from submission to start, by class"
+    );
+    metrics::describe_gauge!(
+        "hive_cpu_queue_wait_p99_seconds",
+        metrics::Unit::Seconds,
+        "99th-percentile time from submission to start, by class"
+    );
 }
 
 #[cfg(not(feature = "metrics"))]

@@ -110,6 +110,7 @@ pub(crate) fn hit_ratio(hits: u64, misses: u64) -> f64 {
 /// Publishes a snapshot through the `metrics` facade, labelled by pool name.
 #[cfg(feature = "metrics")]
 pub(crate) fn publish(stats: &PoolStats) {
+    describe();
     let pool = stats.name.clone();
     metrics::counter!("hive_pool_hits_total", "pool" => pool.clone()).absolute(stats.hits);
     metrics::counter!("hive_pool_misses_total", "pool" => pool.clone()).absolute(stats.misses);
@@ -121,6 +122,30 @@ pub(crate) fn publish(stats: &PoolStats) {
     metrics::gauge!("hive_pool_idle", "pool" => pool.clone()).set(stats.idle as f64);
     metrics::gauge!("hive_pool_target", "pool" => pool.clone()).set(stats.target as f64);
     metrics::gauge!("hive_pool_bytes_retained", "pool" => pool).set(stats.bytes_retained as f64);
+}
+
+#[cfg(feature = "metrics")]
+fn describe() {
+    metrics::describe_counter!("hive_pool_hits_total", "Pulls served by a reused object");
+    metrics::describe_counter!("hive_pool_misses_total", "Pulls that created an object");
+    metrics::describe_counter!("hive_pool_returns_total", "Objects given back");
+    metrics::describe_counter!(
+        "hive_pool_discards_total",
+        "Given-back objects dropped (oversized, over the idle bound, pool closed)"
+    );
+    metrics::describe_gauge!("hive_pool_hit_ratio", "Hits / (hits + misses)");
+    metrics::describe_gauge!("hive_pool_in_use", "Objects handed out and not yet back");
+    metrics::describe_gauge!("hive_pool_peak_in_use", "Highest in-use count sampled");
+    metrics::describe_gauge!(
+        "hive_pool_idle",
+        "Idle objects in the store and thread caches"
+    );
+    metrics::describe_gauge!("hive_pool_target", "Auto-sized target of idle objects");
+    metrics::describe_gauge!(
+        "hive_pool_bytes_retained",
+        metrics::Unit::Bytes,
+        "Heap bytes retained by idle objects"
+    );
 }
 
 #[cfg(not(feature = "metrics"))]

@@ -131,6 +131,29 @@ struct Metrics {
 #[cfg(feature = "metrics")]
 impl Metrics {
     fn register() -> Self {
+        metrics::describe_counter!(
+            "hive_messaging_sent_total",
+            "Messages accepted by senders and flushed in batches"
+        );
+        metrics::describe_counter!(
+            "hive_messaging_delivered_total",
+            "Messages taken out of mailboxes by their consumers"
+        );
+        metrics::describe_counter!(
+            "hive_messaging_undeliverable_total",
+            "Messages whose recipient went away; kept for take_undelivered"
+        );
+        metrics::describe_counter!("hive_messaging_batches_total", "Batches flushed, by reason");
+        metrics::describe_histogram!("hive_messaging_batch_size", "Messages per flushed batch");
+        metrics::describe_histogram!(
+            "hive_messaging_batch_latency_seconds",
+            metrics::Unit::Seconds,
+            "Time from a batch's first message to its consumer taking it"
+        );
+        metrics::describe_gauge!(
+            "hive_messaging_queued_messages",
+            "Messages queued in all mailboxes"
+        );
         Metrics {
             sent: metrics::counter!("hive_messaging_sent_total"),
             delivered: metrics::counter!("hive_messaging_delivered_total"),

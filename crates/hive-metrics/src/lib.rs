@@ -1,6 +1,57 @@
 //! # hive-metrics
 //!
-//! A metrics::Recorder with bounded-memory percentiles, Prometheus and JSON exposition, monitoring and regression alerts.
+//! A [`metrics`] recorder for hive (and anything else that records through
+//! the `metrics` facade), built to be cheap on the hot path and honest in
+//! what it reports:
 //!
-//! Not implemented yet: this crate is an empty placeholder until issue #7
-//! lands. It exports nothing, so nothing here can pretend to work.
+//! - [`HiveRecorder`]: atomic counters and gauges; histograms aggregated as
+//!   samples arrive into log-linear buckets (bounded memory per series,
+//!   percentiles within 0.4%), where metrics-exporter-prometheus buffers
+//!   every sample until it renders. A cardinality limit per metric name
+//!   routes extra label sets to one overflow series.
+//! - [`Snapshot`]: every series with rates per second, min/max/mean and
+//!   P50/P95/P99/P999, as a typed struct, as JSON, and as Prometheus text
+//!   exposition format 0.0.4 ([`prometheus::render`]).
+//! - `MetricsServer` (feature `http`): `/metrics`, `/metrics.json` and a
+//!   self-contained live dashboard at `/`.
+//! - [`PerformanceMonitor`]: samples on an interval into a bounded history
+//!   and calls hooks each tick.
+//! - [`Baseline`] and [`RegressionDetector`]: typed [`Alert`]s when a figure
+//!   moves past a threshold for several windows in a row.
+//!
+//! ```
+//! use hive_metrics::HiveRecorder;
+//!
+//! let recorder = HiveRecorder::new();
+//! metrics::with_local_recorder(&recorder, || {
+//!     let latency = metrics::histogram!("request_seconds", "route" => "/plan");
+//!     for ms in 1..=100 {
+//!         latency.record(ms as f64 / 1000.0);
+//!     }
+//!     metrics::counter!("requests_total", "route" => "/plan").increment(100);
+//! });
+//! let snap = recorder.snapshot();
+//! let h = snap.histogram("request_seconds").unwrap();
+//! assert!((h.p99 - 0.099).abs() < 0.001);
+//! assert!(recorder.render_prometheus().contains("# TYPE request_seconds summary"));
+//! ```
+//!
+//! Install it once at startup with [`HiveRecorder::install`], before the
+//! components that cache metric handles are created.
+
+mod monitor;
+pub mod prometheus;
+mod recorder;
+mod regression;
+mod series;
+mod snapshot;
+
+#[cfg(feature = "http")]
+mod http;
+
+#[cfg(feature = "http")]
+pub use http::{router, MetricsServer, DASHBOARD_HTML};
+pub use monitor::PerformanceMonitor;
+pub use recorder::{HiveRecorder, RecorderConfig, OVERFLOW_LABEL};
+pub use regression::{Alert, Baseline, BaselineEntry, RegressionDetector, Thresholds};
+pub use snapshot::{CounterSample, GaugeSample, HistogramSummary, Labels, Snapshot};

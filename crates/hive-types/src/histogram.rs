@@ -229,6 +229,44 @@ impl HistogramSnapshot {
         self.max
     }
 
+    /// Sum of the values estimated from bucket midpoints (within the
+    /// precision), in `f64`: unlike [`sum`](Self::sum) it cannot wrap.
+    pub fn estimated_sum(&self) -> f64 {
+        self.buckets
+            .iter()
+            .map(|&(index, n)| {
+                let (low, width) = bucket_bounds(index, self.precision);
+                let mid = low.saturating_add(width / 2).clamp(self.min(), self.max);
+                mid as f64 * n as f64
+            })
+            .sum()
+    }
+
+    /// Several quantiles in one pass over the buckets; `qs` ascending.
+    pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [u64; N] {
+        let mut out = [0u64; N];
+        if self.count == 0 {
+            return out;
+        }
+        let ranks = qs.map(|q| ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1));
+        let mut next = 0;
+        let mut seen = 0u64;
+        for &(index, n) in &self.buckets {
+            seen += n;
+            while next < N && ranks.get(next).is_some_and(|&r| seen >= r) {
+                let (low, width) = bucket_bounds(index, self.precision);
+                if let Some(slot) = out.get_mut(next) {
+                    *slot = low.saturating_add(width / 2).clamp(self.min(), self.max);
+                }
+                next += 1;
+            }
+        }
+        for slot in out.iter_mut().skip(next) {
+            *slot = self.max;
+        }
+        out
+    }
+
     /// Counts per bucket as `(inclusive upper bound, count)`, ascending; for
     /// exporting cumulative histograms.
     pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
@@ -338,6 +376,8 @@ mod tests {
             values.sort_unstable();
             let s = h.snapshot();
             assert_eq!(s.count(), values.len() as u64);
+            let many = s.quantiles([0.5, 0.9, 0.99]);
+            assert_eq!(many, [s.quantile(0.5), s.quantile(0.9), s.quantile(0.99)]);
             for q in [0.0, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
                 let want = exact(&values, q) as f64;
                 let got = s.quantile(q) as f64;
@@ -388,7 +428,10 @@ mod tests {
         let first = h.snapshot();
         h.record_n(1000, 3);
         h.record(10);
-        let delta = h.snapshot().since(&first);
+        let whole = h.snapshot();
+        let estimate = whole.estimated_sum();
+        assert!((estimate - whole.sum() as f64).abs() / (whole.sum() as f64) < 0.04);
+        let delta = whole.since(&first);
         assert_eq!(delta.count(), 4);
         assert_eq!(delta.sum(), 3010);
         let empty = AtomicHistogram::new(COARSE).snapshot();

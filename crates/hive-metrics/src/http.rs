@@ -1,0 +1,127 @@
+//! The HTTP endpoint (feature `http`): `/metrics` (Prometheus text),
+//! `/metrics.json` (a [`Snapshot`](crate::Snapshot)) and `/` (a
+//! self-contained live dashboard).
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::thread::JoinHandle;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+use hive_types::{HiveError, HiveResult};
+
+use crate::HiveRecorder;
+
+/// The dashboard page: inline CSS and JavaScript, no external resource.
+pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+/// The routes, for serving from your own axum application.
+pub fn router(recorder: HiveRecorder) -> Router {
+    let prom = recorder.clone();
+    let json = recorder;
+    Router::new()
+        .route("/", get(|| async { Html(DASHBOARD_HTML) }))
+        .route(
+            "/metrics",
+            get(move || {
+                let body = prom.render_prometheus();
+                async move { ([(CONTENT_TYPE, crate::prometheus::CONTENT_TYPE)], body).into_response() }
+            }),
+        )
+        .route(
+            "/metrics.json",
+            get(move || {
+                let body = json.render_json();
+                async move { ([(CONTENT_TYPE, "application/json")], body).into_response() }
+            }),
+        )
+}
+
+/// A running endpoint on its own thread (a single-threaded tokio runtime),
+/// for programs that have no runtime of their own. Stops when dropped.
+///
+/// ```no_run
+/// use hive_metrics::{HiveRecorder, MetricsServer};
+///
+/// let recorder = HiveRecorder::new();
+/// recorder.install()?;
+/// let server = MetricsServer::start(recorder, "127.0.0.1:9898")?;
+/// println!("dashboard at http://{}/", server.local_addr());
+/// # Ok::<(), hive_types::HiveError>(())
+/// ```
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Binds `addr` (port 0 picks a free one) and serves `recorder`.
+    pub fn start(recorder: HiveRecorder, addr: impl ToSocketAddrs) -> HiveResult<Self> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = router(recorder);
+        let thread = std::thread::Builder::new()
+            .name("hive-metrics-http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+            })?;
+        Ok(MetricsServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and waits for the thread.
+    pub fn shutdown(mut self) -> HiveResult<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> HiveResult<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| HiveError::Closed {
+                what: "metrics server thread",
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        let _ = self.stop_and_join();
+    }
+}
+
+impl fmt::Debug for MetricsServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}

@@ -1,0 +1,216 @@
+//! Prometheus text exposition format 0.0.4.
+//!
+//! Counters get a `_total` suffix if they lack one, histograms are exposed
+//! as summaries (quantiles 0.5, 0.95, 0.99, 0.999 plus `_sum` and `_count`),
+//! names and label names are sanitised, label values and help texts escaped.
+
+use std::fmt::Write;
+
+use crate::snapshot::{Labels, Snapshot};
+
+/// The content type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A metric or label name made valid: `[a-zA-Z_:][a-zA-Z0-9_:]*` (no `:`
+/// in label names).
+fn sanitize(name: &str, allow_colon: bool) -> String {
+    sanitized(name, allow_colon).into_owned()
+}
+
+/// [`sanitize`] without allocating when the name is already valid.
+fn sanitized(name: &str, allow_colon: bool) -> std::borrow::Cow<'_, str> {
+    let valid = |i: usize, c: char| {
+        c.is_ascii_alphabetic()
+            || c == '_'
+            || (allow_colon && c == ':')
+            || (i > 0 && c.is_ascii_digit())
+    };
+    if !name.is_empty() && name.chars().enumerate().all(|(i, c)| valid(i, c)) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    std::borrow::Cow::Owned(rewrite(name, allow_colon))
+}
+
+fn rewrite(name: &str, allow_colon: bool) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, c) in name.chars().enumerate() {
+        let ok = c.is_ascii_alphabetic()
+            || c == '_'
+            || (allow_colon && c == ':')
+            || (i > 0 && c.is_ascii_digit());
+        out.push(if ok { c } else { '_' });
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+fn escape_label_value(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    std::borrow::Cow::Owned(
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n"),
+    )
+}
+
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Writes `{k="v",...}` (nothing for no labels) straight into `out`.
+fn write_labels(out: &mut String, labels: &Labels, extra: Option<(&str, &str)>) {
+    if labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    for (k, v) in labels {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(&sanitized(k, false));
+        out.push_str("=\"");
+        out.push_str(&escape_label_value(v));
+        out.push('"');
+    }
+    if let Some((k, v)) = extra {
+        if !first {
+            out.push(',');
+        }
+        let _ = write!(out, "{k}=\"{v}\"");
+    }
+    out.push('}');
+}
+
+/// Writes one sample line: `name{labels} value`.
+fn line(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &Labels,
+    extra: Option<(&str, &str)>,
+    value: &str,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    write_labels(out, labels, extra);
+    out.push(' ');
+    out.push_str(value);
+    out.push('\n');
+}
+
+/// Writes `# HELP` and `# TYPE` once per family.
+fn header(
+    out: &mut String,
+    seen: &mut Option<String>,
+    name: &str,
+    help: Option<&String>,
+    kind: &str,
+) {
+    if seen.as_deref() == Some(name) {
+        return;
+    }
+    *seen = Some(name.to_string());
+    // Prometheus tooling expects help on every family: undescribed metrics
+    // say so rather than invent a description.
+    match help {
+        Some(help) => {
+            let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+        }
+        None => {
+            let _ = writeln!(out, "# HELP {name} {name} (no description given)");
+        }
+    }
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Renders `snapshot` in the text exposition format.
+pub fn render(snapshot: &Snapshot) -> String {
+    let mut out = String::with_capacity(
+        256 * (snapshot.counters.len() + snapshot.gauges.len()) + 512 * snapshot.histograms.len(),
+    );
+    let help = |name: &str| snapshot.descriptions.get(name);
+
+    let mut seen = None;
+    for c in &snapshot.counters {
+        let base = sanitize(&c.name, true);
+        let name = if base.ends_with("_total") {
+            base
+        } else {
+            format!("{base}_total")
+        };
+        header(&mut out, &mut seen, &name, help(&c.name), "counter");
+        line(&mut out, &name, "", &c.labels, None, &c.value.to_string());
+    }
+    let mut seen = None;
+    for g in &snapshot.gauges {
+        let name = sanitize(&g.name, true);
+        header(&mut out, &mut seen, &name, help(&g.name), "gauge");
+        line(&mut out, &name, "", &g.labels, None, &number(g.value));
+    }
+    let mut seen = None;
+    for h in &snapshot.histograms {
+        let name = sanitize(&h.name, true);
+        header(&mut out, &mut seen, &name, help(&h.name), "summary");
+        for (q, v) in [
+            ("0.5", h.p50),
+            ("0.95", h.p95),
+            ("0.99", h.p99),
+            ("0.999", h.p999),
+        ] {
+            line(
+                &mut out,
+                &name,
+                "",
+                &h.labels,
+                Some(("quantile", q)),
+                &number(v),
+            );
+        }
+        line(&mut out, &name, "_sum", &h.labels, None, &number(h.sum));
+        line(
+            &mut out,
+            &name,
+            "_count",
+            &h.labels,
+            None,
+            &h.count.to_string(),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_sanitised_and_values_escaped() {
+        assert_eq!(sanitize("http.requests-total", true), "http_requests_total");
+        assert_eq!(sanitize("9lives", true), "_lives");
+        assert_eq!(sanitize("a:b", false), "a_b");
+        assert_eq!(
+            escape_label_value("say \"hi\"\\\n"),
+            "say \\\"hi\\\"\\\\\\n"
+        );
+        assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(number(0.25), "0.25");
+    }
+}

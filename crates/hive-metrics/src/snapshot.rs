@@ -1,0 +1,310 @@
+//! [`Snapshot`]: every series at one moment, with rates and percentiles.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use metrics::Key;
+use serde::{Deserialize, Serialize};
+
+use crate::recorder::{lock, Inner};
+use crate::series::SCALE;
+
+/// Labels of a series, sorted by name.
+pub type Labels = BTreeMap<String, String>;
+
+/// A counter's value and its rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CounterSample {
+    /// Metric name.
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Total so far.
+    pub value: u64,
+    /// Increase per second over the rate window (`None` until a window exists).
+    pub rate_per_sec: Option<f64>,
+}
+
+/// A gauge's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GaugeSample {
+    /// Metric name.
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Current value.
+    pub value: f64,
+}
+
+/// A histogram summarised: count, extremes, mean and percentiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramSummary {
+    /// Metric name.
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Samples recorded.
+    pub count: u64,
+    /// Sum of the samples (from bucket midpoints: within the precision).
+    pub sum: f64,
+    /// Smallest sample.
+    pub min: f64,
+    /// Largest sample.
+    pub max: f64,
+    /// Mean sample.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Samples per second over the rate window (`None` until a window exists).
+    pub rate_per_sec: Option<f64>,
+    /// Samples below zero, recorded as zero.
+    pub clamped_negative: u64,
+}
+
+/// Every series of a recorder at one moment. Serialises to the JSON served
+/// at `/metrics.json`; the field names are a stable schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Wall-clock time of the snapshot, milliseconds since the Unix epoch.
+    pub taken_at_unix_ms: u64,
+    /// Seconds since the recorder was created.
+    pub uptime_secs: f64,
+    /// Seconds the rates were computed over (0 before the first window).
+    pub rate_window_secs: f64,
+    /// Counters, sorted by name then labels.
+    pub counters: Vec<CounterSample>,
+    /// Gauges, sorted by name then labels.
+    pub gauges: Vec<GaugeSample>,
+    /// Histograms, sorted by name then labels.
+    pub histograms: Vec<HistogramSummary>,
+    /// Help texts given with `describe_*!`, by metric name.
+    pub descriptions: BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    /// The first counter named `name` (any labels).
+    pub fn counter(&self, name: &str) -> Option<&CounterSample> {
+        self.counters.iter().find(|c| c.name == name)
+    }
+
+    /// The first gauge named `name` (any labels).
+    pub fn gauge(&self, name: &str) -> Option<&GaugeSample> {
+        self.gauges.iter().find(|g| g.name == name)
+    }
+
+    /// The first histogram named `name` (any labels).
+    pub fn histogram(&self, name: &str) -> Option<&HistogramSummary> {
+        self.histograms.iter().find(|h| h.name == name)
+    }
+
+    /// Sum of every counter named `name` across label sets.
+    pub fn counter_total(&self, name: &str) -> u64 {
+        self.counters
+            .iter()
+            .filter(|c| c.name == name)
+            .map(|c| c.value)
+            .sum()
+    }
+
+    /// The snapshot as JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
+    }
+}
+
+fn labels_of(key: &Key) -> Labels {
+    key.labels()
+        .map(|l| (l.key().to_string(), l.value().to_string()))
+        .collect()
+}
+
+/// Identity of a series for rate tracking: its kind and the key's
+/// precomputed hash (no allocation per series per snapshot).
+type SeriesId = (u8, u64);
+
+fn series_id(kind: u8, key: &Key) -> SeriesId {
+    (kind, key.get_hash())
+}
+
+/// Past counter values (and histogram counts) for rates over a window:
+/// at most `SAMPLES` kept, spaced a tenth of the window apart.
+#[derive(Debug, Default)]
+pub(crate) struct RateTracker {
+    samples: VecDeque<(Instant, HashMap<SeriesId, f64>)>,
+}
+
+const SAMPLES: usize = 11;
+
+impl RateTracker {
+    /// Rates of `now_values` against the oldest sample within `window`;
+    /// keeps `now_values` as a sample if enough time passed.
+    fn observe(
+        &mut self,
+        now: Instant,
+        window: std::time::Duration,
+        now_values: HashMap<SeriesId, f64>,
+    ) -> (f64, HashMap<SeriesId, f64>) {
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > window)
+        {
+            self.samples.pop_front();
+        }
+        let mut rates = HashMap::new();
+        let mut span = 0.0;
+        if let Some((t, base)) = self.samples.front() {
+            span = now.duration_since(*t).as_secs_f64();
+            if span > 0.0 {
+                for (id, v) in &now_values {
+                    let before = base.get(id).copied().unwrap_or(0.0);
+                    rates.insert(*id, (v - before).max(0.0) / span);
+                }
+            }
+        }
+        let spacing = window / 10;
+        if self
+            .samples
+            .back()
+            .is_none_or(|(t, _)| now.duration_since(*t) >= spacing)
+        {
+            self.samples.push_back((now, now_values));
+            while self.samples.len() > SAMPLES {
+                self.samples.pop_front();
+            }
+        }
+        (span, rates)
+    }
+}
+
+/// Orders series by name, then by their key's hash: a stable order that
+/// keeps families together without comparing every label.
+fn by_series(a: (&str, u64), b: (&str, u64)) -> std::cmp::Ordering {
+    a.0.cmp(b.0).then(a.1.cmp(&b.1))
+}
+
+pub(crate) fn take(inner: &Inner) -> Snapshot {
+    let now = Instant::now();
+    let mut counters = Vec::new();
+    let mut current = HashMap::new();
+    inner.registry.visit_counters(|key, c| {
+        let value = c.value();
+        current.insert(series_id(b'c', key), value as f64);
+        counters.push((
+            series_id(b'c', key),
+            CounterSample {
+                name: key.name().to_string(),
+                labels: labels_of(key),
+                value,
+                rate_per_sec: None,
+            },
+        ));
+    });
+    let mut gauges = Vec::new();
+    inner.registry.visit_gauges(|key, g| {
+        gauges.push((
+            key.get_hash(),
+            GaugeSample {
+                name: key.name().to_string(),
+                labels: labels_of(key),
+                value: g.value(),
+            },
+        ));
+    });
+    let mut histograms = Vec::new();
+    inner.registry.visit_histograms(|key, h| {
+        let s = h.snapshot();
+        current.insert(series_id(b'h', key), s.count() as f64);
+        let unscale = |v: u64| v as f64 / SCALE;
+        let sum = s.estimated_sum() / SCALE;
+        let count = s.count();
+        let [p50, p95, p99, p999] = s.quantiles([0.5, 0.95, 0.99, 0.999]).map(unscale);
+        histograms.push((
+            series_id(b'h', key),
+            HistogramSummary {
+                name: key.name().to_string(),
+                labels: labels_of(key),
+                count,
+                sum,
+                min: unscale(s.min()),
+                max: unscale(s.max()),
+                mean: if count == 0 { 0.0 } else { sum / count as f64 },
+                p50,
+                p95,
+                p99,
+                p999,
+                rate_per_sec: None,
+                clamped_negative: h.negative(),
+            },
+        ));
+    });
+    let (span, rates) = lock(&inner.rates).observe(now, inner.config.rate_window, current);
+    let counters = {
+        let mut v: Vec<(SeriesId, CounterSample)> = counters
+            .into_iter()
+            .map(|(id, mut c)| {
+                c.rate_per_sec = rates.get(&id).copied();
+                (id, c)
+            })
+            .collect();
+        v.sort_unstable_by(|a, b| by_series((&a.1.name, a.0 .1), (&b.1.name, b.0 .1)));
+        v.into_iter().map(|(_, c)| c).collect::<Vec<_>>()
+    };
+    let histograms = {
+        let mut v: Vec<(SeriesId, HistogramSummary)> = histograms
+            .into_iter()
+            .map(|(id, mut h)| {
+                h.rate_per_sec = rates.get(&id).copied();
+                (id, h)
+            })
+            .collect();
+        v.sort_unstable_by(|a, b| by_series((&a.1.name, a.0 .1), (&b.1.name, b.0 .1)));
+        v.into_iter().map(|(_, h)| h).collect::<Vec<_>>()
+    };
+    gauges.sort_unstable_by(|a, b| by_series((&a.1.name, a.0), (&b.1.name, b.0)));
+    let gauges: Vec<GaugeSample> = gauges.into_iter().map(|(_, g)| g).collect();
+    let descriptions = lock(&inner.descriptions)
+        .iter()
+        .map(|(k, d)| (k.clone(), d.help.clone()))
+        .collect();
+    Snapshot {
+        taken_at_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        uptime_secs: now.duration_since(inner.started).as_secs_f64(),
+        rate_window_secs: span,
+        counters,
+        gauges,
+        histograms,
+        descriptions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rates_use_the_oldest_sample_in_the_window() {
+        let mut t = RateTracker::default();
+        let start = Instant::now();
+        let w = Duration::from_secs(10);
+        let one = |v: f64| HashMap::from([((b'c', 1u64), v)]);
+        let (span, rates) = t.observe(start, w, one(0.0));
+        assert_eq!((span, rates.len()), (0.0, 0));
+        let (span, rates) = t.observe(start + Duration::from_secs(2), w, one(100.0));
+        assert_eq!(span, 2.0);
+        assert_eq!(rates[&(b'c', 1u64)], 50.0);
+        // Past the window, old samples are dropped.
+        let (span, rates) = t.observe(start + Duration::from_secs(30), w, one(400.0));
+        assert_eq!((span, rates.len()), (0.0, 0));
+    }
+}

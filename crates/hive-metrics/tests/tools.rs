@@ -1,0 +1,197 @@
+//! Checks against outside tools: promtool validates the exposition text;
+//! the HTTP endpoint serves it; headless Chromium renders the dashboard.
+//! Locally a missing tool skips its test with a note; with `HIVE_CI=1` (set
+//! by `.ci/run`, which installs them) it fails.
+#![cfg(feature = "http")]
+// Helpers outside #[test] functions fail loudly too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr
+)]
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hive_metrics::{HiveRecorder, MetricsServer};
+
+fn tool(name: &str) -> Option<PathBuf> {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin"] {
+        let p = PathBuf::from(dir).join(name);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    if std::env::var_os("HIVE_CI").is_some() {
+        panic!("{name} is required in CI (.ci/run installs it) but was not found");
+    }
+    eprintln!("note: {name} not installed; this check is skipped locally (CI requires it)");
+    None
+}
+
+fn recorder_with_data() -> HiveRecorder {
+    let r = HiveRecorder::new();
+    metrics::with_local_recorder(&r, || {
+        metrics::describe_counter!("hive_messaging_delivered_total", "Messages delivered");
+        metrics::counter!("hive_messaging_delivered_total").increment(12_345);
+        metrics::counter!("hive_cpu_tasks_completed_total", "class" => "high").increment(99);
+        metrics::gauge!("hive_pool_hit_ratio", "pool" => "strings").set(0.97);
+        metrics::gauge!("hive_pool_hit_ratio", "pool" => "byte_buffers").set(0.91);
+        metrics::gauge!("hive_cpu_worker_busy_ratio", "worker" => "0").set(0.75);
+        metrics::gauge!("hive_cpu_worker_busy_ratio", "worker" => "1").set(0.25);
+        metrics::gauge!("hive_wire_compression_ratio", "codec" => "zstd").set(3.4);
+        metrics::gauge!("odd", "label" => "quote\" back\\slash\nnewline").set(f64::NAN);
+        let h = metrics::histogram!("hive_messaging_batch_latency_seconds");
+        for i in 1..=1000 {
+            h.record(f64::from(i) * 1e-5);
+        }
+    });
+    r
+}
+
+#[test]
+fn promtool_accepts_the_exposition_text() {
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let text = recorder_with_data().render_prometheus();
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "promtool rejected:\n{report}\n---\n{text}"
+    );
+    assert!(
+        report.trim().is_empty(),
+        "promtool lint findings:\n{report}\n---\n{text}"
+    );
+}
+
+fn get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn the_endpoint_serves_text_json_and_the_dashboard() {
+    let server = MetricsServer::start(recorder_with_data(), "127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let (head, body) = get(addr, "/metrics");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    assert!(
+        body.contains("hive_messaging_delivered_total 12345"),
+        "{body}"
+    );
+    let (head, body) = get(addr, "/metrics.json");
+    assert!(head.contains("application/json"), "{head}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["counters"].as_array().unwrap().len(), 2);
+    let (_, page) = get(addr, "/");
+    assert!(
+        page.contains("<svg") || page.contains("metrics.json"),
+        "the dashboard page"
+    );
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external resource"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn chromium_draws_the_dashboard_from_recorded_data() {
+    let Some(chromium) = tool("chromium") else {
+        return;
+    };
+    let server = MetricsServer::start(recorder_with_data(), "127.0.0.1:0").unwrap();
+    let profile = std::env::temp_dir().join(format!("hive-chromium-{}", std::process::id()));
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=4000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("http://{}/", server.local_addr()))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let points = |metric: &str| {
+        let at = dom
+            .find(&format!("data-metric=\"{metric}\" data-points=\""))
+            .unwrap_or_else(|| panic!("no chart for {metric}:\n{dom}"));
+        let rest = &dom[at..];
+        let start = rest.find("data-points=\"").unwrap() + "data-points=\"".len();
+        rest[start..]
+            .split('"')
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    for metric in [
+        "throughput",
+        "latency",
+        "hive_pool_hit_ratio",
+        "hive_cpu_worker_busy_ratio",
+        "hive_wire_compression_ratio",
+    ] {
+        assert!(points(metric) > 0, "chart {metric} drew no points:\n{dom}");
+    }
+    assert!(
+        dom.contains("data-latest=\"0.97\""),
+        "the strings pool's hit rate is shown:\n{dom}"
+    );
+    assert!(
+        dom.contains("data-latest=\"3.4\""),
+        "the compression ratio is shown"
+    );
+    assert!(
+        dom.contains("data-samples="),
+        "the page polled /metrics.json"
+    );
+}
