@@ -14,6 +14,7 @@
 )]
 
 pub mod alloc;
+pub mod corpus;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -47,6 +47,11 @@ impl Communicator {
         Ok(Communicator { shared })
     }
 
+    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &CommunicatorConfig {
         &self.shared.config
@@ -72,6 +77,7 @@ impl Communicator {
             registry.insert(agent, inbox.clone());
         }
         lock(&self.shared.all_inboxes).push(Arc::downgrade(&inbox));
+        self.shared.registry_changed.notify(usize::MAX);
         Ok(Mailbox::new(inbox, self.shared.clone()))
     }
 
@@ -86,6 +92,7 @@ impl Communicator {
             .remove(&agent)
             .ok_or(HiveError::UnknownAgent(agent))?;
         inbox.close();
+        self.shared.registry_changed.notify(usize::MAX);
         Ok(())
     }
 
@@ -94,9 +101,10 @@ impl Communicator {
         self.shared.inbox(&agent).is_some()
     }
 
-    /// Every registered agent.
+    /// Every agent a message can be sent to: registered here, or hosted by
+    /// a connected peer.
     pub fn agents(&self) -> Vec<AgentId> {
-        self.shared.inboxes().iter().map(|i| i.agent).collect()
+        self.shared.agent_ids()
     }
 
     /// A new sender handle with its own batches.

@@ -27,6 +27,9 @@ pub(crate) enum NoRoom {
 pub(crate) struct Inbox {
     pub(crate) agent: AgentId,
     pub(crate) capacity: usize,
+    /// The write queue of a link to another process (its `agent` is the
+    /// link's id), rather than a local agent's mailbox.
+    pub(crate) remote: bool,
     closed: AtomicBool,
     /// Messages accepted for this inbox: queued plus held in senders'
     /// batches. Written by senders per message.
@@ -39,6 +42,8 @@ pub(crate) struct Inbox {
     consumer: CachePadded<ConsumerFlags>,
     pub(crate) not_empty: Event,
     pub(crate) not_full: Event,
+    /// Messages left in it when its consumer went away (reported undeliverable).
+    pub(crate) abandoned: AtomicU64,
 }
 
 /// Written by the consumer when it waits, read by senders per message.
@@ -53,9 +58,20 @@ struct ConsumerFlags {
 
 impl Inbox {
     pub(crate) fn new(agent: AgentId, capacity: usize) -> Self {
+        Inbox::with_kind(agent, capacity, false)
+    }
+
+    /// The outgoing queue of a link to another process.
+    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    pub(crate) fn new_remote(link: AgentId, capacity: usize) -> Self {
+        Inbox::with_kind(link, capacity, true)
+    }
+
+    fn with_kind(agent: AgentId, capacity: usize, remote: bool) -> Self {
         Inbox {
             agent,
             capacity,
+            remote,
             closed: AtomicBool::new(false),
             reserved: CachePadded::new(AtomicUsize::new(0)),
             partial_batches: CachePadded::new(AtomicUsize::new(0)),
@@ -68,6 +84,7 @@ impl Inbox {
             }),
             not_empty: Event::new(),
             not_full: Event::new(),
+            abandoned: AtomicU64::new(0),
         }
     }
 

@@ -77,6 +77,11 @@ mod sender;
 mod shared;
 mod stats;
 
+#[cfg(feature = "tcp")]
+pub mod tcp;
+#[cfg(feature = "wire")]
+pub mod wire;
+
 pub use batch::FlushReason;
 pub use communicator::Communicator;
 pub use config::CommunicatorConfig;

@@ -115,21 +115,21 @@ impl Mailbox {
                 }
                 Some(until) => listener.wait_deadline(until).is_some(),
             };
-            self.inbox.set_idle(false);
-            if woken {
-                continue;
-            }
-            if let Some((deadline, timeout)) = deadline {
-                if Instant::now() >= deadline {
-                    return self.next_ready().ok_or(HiveError::Timeout {
-                        what: "recv",
-                        after: timeout,
-                    });
-                }
-            }
-            if hold_back {
+            let timed_out = deadline.is_some_and(|(d, _)| Instant::now() >= d);
+            if hold_back && !woken && !timed_out {
+                // Still idle (the flags stay set, so the flusher sees a
+                // waiting consumer): ask for the held batches, wait again.
                 self.shared.flusher.poke_idle();
                 poked = true;
+                continue;
+            }
+            self.inbox.set_idle(false);
+            if timed_out && !woken {
+                let timeout = deadline.map_or(Duration::ZERO, |(_, t)| t);
+                return self.next_ready().ok_or(HiveError::Timeout {
+                    what: "recv",
+                    after: timeout,
+                });
             }
         }
     }
@@ -287,6 +287,9 @@ impl Drop for Mailbox {
             self.shared.recycler.give(batch.messages);
         }
         if !leftovers.is_empty() {
+            self.inbox
+                .abandoned
+                .fetch_add(leftovers.len() as u64, Ordering::Relaxed);
             self.shared.undeliverable(leftovers);
         }
         let mut retired = lock(&self.shared.retired);

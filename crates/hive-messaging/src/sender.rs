@@ -170,6 +170,27 @@ impl Sender {
         }
     }
 
+    /// Sends `message` to the mailbox registered as `to`, whatever its
+    /// recipient field says (a link fanning out a received broadcast).
+    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    pub(crate) async fn send_to_async(
+        &self,
+        to: AgentId,
+        message: Message,
+    ) -> Result<(), Rejected<Message>> {
+        let mut message = message;
+        loop {
+            match self.attempt(to, message) {
+                Attempt::Sent => return Ok(()),
+                Attempt::Refused(m, e) => return Err(Rejected::new(m, e)),
+                Attempt::Wait(m, listener) => {
+                    message = m;
+                    listener.await;
+                }
+            }
+        }
+    }
+
     /// Sends without waiting: a full mailbox hands the message back with
     /// [`HiveError::Full`].
     pub fn try_send(&self, message: Message) -> Result<(), Rejected<Message>> {
@@ -222,6 +243,7 @@ impl Sender {
     /// sender, waiting for room where needed. Returns how many got it.
     pub fn broadcast(&self, message: Message) -> HiveResult<usize> {
         let mut reached = 0;
+        // A link to another process gets one copy; the peer fans it out.
         for inbox in self.shared.inboxes() {
             if inbox.agent == message.sender {
                 continue;

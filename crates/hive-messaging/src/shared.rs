@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     pub(crate) recorders: Recorders,
     pub(crate) flusher: FlusherSignal,
+    /// Notified whenever the registry changes (links announce local agents).
+    pub(crate) registry_changed: event_listener::Event,
 }
 
 /// How senders and mailboxes reach the flusher thread.
@@ -96,6 +98,7 @@ impl Shared {
                 wake_at: AtomicU64::new(NEVER),
                 ..Default::default()
             },
+            registry_changed: event_listener::Event::new(),
         }
     }
 
@@ -125,13 +128,85 @@ impl Shared {
             .cloned()
     }
 
+    /// Every distinct inbox (a link's queue appears once, however many
+    /// remote agents route to it).
     pub(crate) fn inboxes(&self) -> Vec<Arc<Inbox>> {
-        self.registry
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
+        let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
+        let mut seen: Vec<Arc<Inbox>> = Vec::with_capacity(registry.len());
+        for inbox in registry.values() {
+            if !inbox.remote || !seen.iter().any(|s| Arc::ptr_eq(s, inbox)) {
+                seen.push(inbox.clone());
+            }
+        }
+        seen
+    }
+
+    /// Agents reachable through the registry: local ones and those routed
+    /// to links (not the links' own ids).
+    pub(crate) fn agent_ids(&self) -> Vec<hive_types::AgentId> {
+        let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
+        registry
+            .iter()
+            .filter(|(id, i)| !(i.remote && i.agent == **id))
+            .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Agents whose mailbox is in this process.
+    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    pub(crate) fn local_agents(&self) -> Vec<hive_types::AgentId> {
+        let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
+        registry
+            .iter()
+            .filter(|(_, i)| !i.remote)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Routes `agent` to a link's queue, unless the id is taken.
+    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    pub(crate) fn add_route(&self, agent: hive_types::AgentId, link: &Arc<Inbox>) -> bool {
+        let added = {
+            let mut registry = self
+                .registry
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            match registry.entry(agent) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(link.clone());
+                    true
+                }
+            }
+        };
+        if added {
+            self.registry_changed.notify(usize::MAX);
+        }
+        added
+    }
+
+    /// Removes the route of `agent` if it leads to `link`.
+    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    pub(crate) fn remove_route(&self, agent: &hive_types::AgentId, link: &Arc<Inbox>) {
+        let mut registry = self
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if registry.get(agent).is_some_and(|i| Arc::ptr_eq(i, link)) {
+            registry.remove(agent);
+        }
+        drop(registry);
+        self.registry_changed.notify(usize::MAX);
+    }
+
+    /// Removes every route (and the id) of a link's queue.
+    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    pub(crate) fn remove_routes_to(&self, link: &Arc<Inbox>) {
+        self.registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, i| !Arc::ptr_eq(i, link));
+        self.registry_changed.notify(usize::MAX);
     }
 
     /// Live senders (pruning the dead).
