@@ -142,7 +142,7 @@ fn compression(c: &mut Criterion) {
 }
 
 /// Messages/s from one sender to a remote agent over loopback TCP.
-fn tcp_rate(frame_messages: usize, n: u32) -> f64 {
+fn tcp_rate(corpus: &[Message], frame_messages: usize, n: u32) -> f64 {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -167,7 +167,7 @@ fn tcp_rate(frame_messages: usize, n: u32) -> f64 {
     while !a.agents().contains(&to) {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let corpus = corpus::messages(3, 1000);
+    let corpus = corpus.to_vec();
     let start = Instant::now();
     let sender = a.sender();
     let producer = std::thread::spawn(move || {
@@ -194,23 +194,25 @@ fn tcp_rate(frame_messages: usize, n: u32) -> f64 {
 fn tcp_loopback(_: &mut Criterion) {
     let n = scale(200_000, 40_000) as u32;
     let rounds = scale(3, 1);
-    let mut batched: Vec<f64> = (0..rounds).map(|_| tcp_rate(1024, n)).collect();
-    let mut single: Vec<f64> = (0..rounds).map(|_| tcp_rate(1, n / 4)).collect();
-    let (b, s) = (median(&mut batched), median(&mut single));
-    println!(
-        "tcp loopback: batched {b:.0} msg/s, one frame per message {s:.0} msg/s ({:.1}x)",
-        b / s
-    );
-    record(&Extra {
-        component: "hive-messaging",
-        case: "tcp loopback messages/s, corpus messages",
-        unit: "msg/s",
-        higher_is_better: true,
-        hive: b,
-        anchor: "one frame per message",
-        anchor_value: s,
-        goal: 5.0,
-    });
+    for (name, corpus) in [
+        ("corpus messages, mean 0.94 KB", corpus::messages(3, 1000)),
+        ("small messages, 60-200 B", corpus::small_messages(6, 1000)),
+    ] {
+        let mut batched: Vec<f64> = (0..rounds).map(|_| tcp_rate(&corpus, 1024, n)).collect();
+        let mut single: Vec<f64> = (0..rounds).map(|_| tcp_rate(&corpus, 1, n / 4)).collect();
+        let (b, s) = (median(&mut batched), median(&mut single));
+        println!("tcp loopback, {name}: batched {b:.0} msg/s, one frame per message {s:.0} msg/s ({:.1}x)", b / s);
+        record(&Extra {
+            component: "hive-messaging",
+            case: &format!("tcp loopback messages/s, {name}"),
+            unit: "msg/s",
+            higher_is_better: true,
+            hive: b,
+            anchor: "one frame per message",
+            anchor_value: s,
+            goal: 5.0,
+        });
+    }
 }
 
 criterion_group! {

@@ -219,6 +219,25 @@ pub fn messages(seed: u64, n: usize) -> Vec<Message> {
         .collect()
 }
 
+/// `n` small messages (status updates of 60 to 200 bytes) from `seed`.
+pub fn small_messages(seed: u64, n: usize) -> Vec<Message> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let agents: Vec<AgentId> = (0..32)
+        .map(|i| AgentId::from_u128(0x5eed_0000 + i))
+        .collect();
+    (0..n)
+        .map(|_| {
+            let size = rng.usize(60..200);
+            let from = agents[rng.usize(..agents.len())];
+            let to = agents[rng.usize(..agents.len())];
+            Message::builder(from, to)
+                .kind(MessageKind::TaskProgress)
+                .payload(Bytes::from(payload(&mut rng, size, &agents)))
+                .build()
+        })
+        .collect()
+}
+
 /// Mean payload size of a corpus.
 pub fn mean_payload(messages: &[Message]) -> f64 {
     messages.iter().map(|m| m.payload.len()).sum::<usize>() as f64 / messages.len().max(1) as f64

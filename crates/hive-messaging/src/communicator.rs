@@ -47,7 +47,7 @@ impl Communicator {
         Ok(Communicator { shared })
     }
 
-    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }

@@ -62,7 +62,7 @@ impl Inbox {
     }
 
     /// The outgoing queue of a link to another process.
-    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
     pub(crate) fn new_remote(link: AgentId, capacity: usize) -> Self {
         Inbox::with_kind(link, capacity, true)
     }

@@ -77,6 +77,8 @@ mod sender;
 mod shared;
 mod stats;
 
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "tcp")]
 pub mod tcp;
 #[cfg(feature = "wire")]

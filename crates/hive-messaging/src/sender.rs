@@ -172,7 +172,7 @@ impl Sender {
 
     /// Sends `message` to the mailbox registered as `to`, whatever its
     /// recipient field says (a link fanning out a received broadcast).
-    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
     pub(crate) async fn send_to_async(
         &self,
         to: AgentId,
@@ -333,7 +333,7 @@ impl Sender {
         let SenderState { links, counts } = state;
         let link = match links.entry(to) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => match self.shared.inbox(&to) {
+            Entry::Vacant(e) => match self.shared.route(&to) {
                 Some(inbox) => e.insert(Link { inbox, batch: None }),
                 None => return Err((message, Refusal::Unknown(to))),
             },
@@ -342,8 +342,20 @@ impl Sender {
             Ok(()) => {}
             Err(NoRoom::Full) => return Err((message, Refusal::Full(link.inbox.clone()))),
             Err(NoRoom::Closed) => {
-                if let Some(link) = links.remove(&to) {
-                    drop_link(&self.shared, link);
+                // The cached route went away: forget it; if the agent is
+                // reachable another way now, use that route.
+                let stale = links.remove(&to);
+                let rerouted = self.shared.route(&to).filter(|inbox| {
+                    !inbox.is_closed()
+                        && stale
+                            .as_ref()
+                            .is_none_or(|old| !Arc::ptr_eq(&old.inbox, inbox))
+                });
+                if let Some(old) = stale {
+                    drop_link(&self.shared, old);
+                }
+                if rerouted.is_some() {
+                    return self.accept(state, to, message);
                 }
                 return Err((message, Refusal::Unknown(to)));
             }

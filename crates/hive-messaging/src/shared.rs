@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) flusher: FlusherSignal,
     /// Notified whenever the registry changes (links announce local agents).
     pub(crate) registry_changed: event_listener::Event,
+    /// Where messages to agents not in the registry go (a NATS transport).
+    default_route: RwLock<Option<Arc<Inbox>>>,
 }
 
 /// How senders and mailboxes reach the flusher thread.
@@ -99,6 +101,7 @@ impl Shared {
                 ..Default::default()
             },
             registry_changed: event_listener::Event::new(),
+            default_route: RwLock::new(None),
         }
     }
 
@@ -118,6 +121,25 @@ impl Shared {
 
     pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
+    }
+
+    /// Sets (or clears) the route for agents not in the registry.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn set_default_route(&self, route: Option<Arc<Inbox>>) {
+        *self
+            .default_route
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = route;
+    }
+
+    /// The inbox for `agent`: its own, or the default route.
+    pub(crate) fn route(&self, agent: &hive_types::AgentId) -> Option<Arc<Inbox>> {
+        self.inbox(agent).or_else(|| {
+            self.default_route
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
     }
 
     pub(crate) fn inbox(&self, agent: &hive_types::AgentId) -> Option<Arc<Inbox>> {
@@ -153,7 +175,7 @@ impl Shared {
     }
 
     /// Agents whose mailbox is in this process.
-    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
     pub(crate) fn local_agents(&self) -> Vec<hive_types::AgentId> {
         let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
         registry
@@ -164,7 +186,7 @@ impl Shared {
     }
 
     /// Routes `agent` to a link's queue, unless the id is taken.
-    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
     pub(crate) fn add_route(&self, agent: hive_types::AgentId, link: &Arc<Inbox>) -> bool {
         let added = {
             let mut registry = self
@@ -200,7 +222,7 @@ impl Shared {
     }
 
     /// Removes every route (and the id) of a link's queue.
-    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
     pub(crate) fn remove_routes_to(&self, link: &Arc<Inbox>) {
         self.registry
             .write()

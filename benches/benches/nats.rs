@@ -1,0 +1,220 @@
+//! hive over NATS beside one NATS message per hive message, same server,
+//! same run: messages per second and bytes on the wire for the fixed-seed
+//! corpus of agent messages. Needs `nats-server` (the bench starts one on a
+//! free loopback port); without it the bench says so and records nothing.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::indexing_slicing
+)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use futures::StreamExt;
+use hive_benches::{corpus, median, record, scale, Extra};
+use hive_messaging::nats::{NatsConfig, NatsTransport};
+use hive_messaging::wire::{EncoderConfig, FrameEncoder};
+use hive_messaging::{Communicator, CommunicatorConfig};
+use hive_types::{AgentId, Message};
+
+struct Server(Child, u16);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server() -> Option<Server> {
+    let bin = [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(bin)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(Server(child, port))
+}
+
+/// hive: communicator to communicator through NATS; (msg/s, wire bytes).
+fn hive_run(url: &str, messages: &[Message]) -> (f64, u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = NatsConfig {
+        swarm: format!("bench{}", fastrand::u32(..)),
+        ..NatsConfig::default()
+    };
+    let (a, b) = (
+        Communicator::new(CommunicatorConfig::default()).unwrap(),
+        Communicator::new(CommunicatorConfig::default()).unwrap(),
+    );
+    let to = AgentId::random();
+    let mut mailbox = b.register(to).unwrap();
+    let ta = rt
+        .block_on(NatsTransport::connect(&a, url, config.clone()))
+        .unwrap();
+    let _tb = rt
+        .block_on(NatsTransport::connect(&b, url, config))
+        .unwrap();
+    let batch: Vec<Message> = messages
+        .iter()
+        .map(|m| Message {
+            recipient: to.into(),
+            ..m.clone()
+        })
+        .collect();
+    let n = batch.len();
+    let start = Instant::now();
+    let sender = a.sender();
+    let producer = std::thread::spawn(move || {
+        for m in batch {
+            sender.send(m).unwrap();
+        }
+    });
+    let mut buf = Vec::new();
+    let mut got = 0;
+    while got < n {
+        got += mailbox.recv_many(&mut buf, 1024).unwrap();
+        buf.clear();
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    producer.join().unwrap();
+    rt.block_on(ta.settle(Duration::from_secs(30))).unwrap();
+    let bytes = ta.stats().bytes_sent;
+    rt.block_on(ta.close());
+    (rate, bytes)
+}
+
+/// One NATS message per hive message (its record in an uncompressed
+/// frame), plain publish and subscribe; (msg/s, wire bytes).
+fn per_message_run(url: &str, messages: &[Message]) -> (f64, u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let publisher = async_nats::connect(url).await.unwrap();
+        let subscriber = async_nats::connect(url).await.unwrap();
+        let subject = format!("per-message.{}", fastrand::u32(..));
+        let mut sub = subscriber.subscribe(subject.clone()).await.unwrap();
+        subscriber.flush().await.unwrap();
+        let mut encoder = FrameEncoder::new(EncoderConfig::uncompressed()).unwrap();
+        let n = messages.len();
+        let start = Instant::now();
+        let consumer = tokio::spawn(async move {
+            let mut got = 0;
+            while got < n {
+                let m = sub.next().await.unwrap();
+                std::hint::black_box(m.payload.len());
+                got += 1;
+            }
+        });
+        let mut bytes = 0u64;
+        let mut frame = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            frame.clear();
+            encoder
+                .encode_messages(std::slice::from_ref(m), i as u64, &mut frame)
+                .unwrap();
+            bytes += frame.len() as u64;
+            publisher
+                .publish(subject.clone(), bytes::Bytes::copy_from_slice(&frame))
+                .await
+                .unwrap();
+        }
+        publisher.flush().await.unwrap();
+        consumer.await.unwrap();
+        (n as f64 / start.elapsed().as_secs_f64(), bytes)
+    })
+}
+
+fn nats(_: &mut Criterion) {
+    let Some(server) = start_server() else {
+        println!("nats: nats-server not found; the NATS comparison is skipped");
+        return;
+    };
+    let url = format!("nats://127.0.0.1:{}", server.1);
+    let n = scale(100_000, 20_000);
+    for (name, messages) in [
+        ("corpus messages, mean 0.94 KB", corpus::messages(4, n)),
+        ("small messages, 60-200 B", corpus::small_messages(5, n)),
+    ] {
+        compare(&url, name, &messages);
+    }
+}
+
+fn compare(url: &str, name: &str, messages: &[Message]) {
+    let rounds = scale(3, 1);
+    let (mut hr, mut pr) = (Vec::new(), Vec::new());
+    let (mut hb, mut pb) = (0, 0);
+    for _ in 0..rounds {
+        let (r, b) = hive_run(url, messages);
+        hr.push(r);
+        hb = b;
+        let (r, b) = per_message_run(url, messages);
+        pr.push(r);
+        pb = b;
+    }
+    let (h, p) = (median(&mut hr), median(&mut pr));
+    println!(
+        "nats, {name} ({}): hive {h:.0} msg/s, {hb} B; one NATS message per hive message {p:.0} msg/s, {pb} B ({:.1}x the rate, {:.2} of the bytes)",
+        messages.len(),
+        h / p,
+        hb as f64 / pb as f64
+    );
+    record(&Extra {
+        component: "hive-messaging",
+        case: &format!("nats messages/s, {name}"),
+        unit: "msg/s",
+        higher_is_better: true,
+        hive: h,
+        anchor: "one NATS message per hive message",
+        anchor_value: p,
+        goal: 5.0,
+    });
+    record(&Extra {
+        component: "hive-messaging",
+        case: &format!("nats bytes on the wire, {name}"),
+        unit: "bytes",
+        higher_is_better: false,
+        hive: hb as f64,
+        anchor: "one NATS message per hive message",
+        anchor_value: pb as f64,
+        goal: 0.4,
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = hive_benches::criterion_config();
+    targets = nats
+}
+criterion_main!(benches);
