@@ -116,7 +116,7 @@ impl Balancer {
     /// Reserves room (giving `f` back on refusal), then queues the job.
     fn enqueue<F, J>(
         &self,
-        p: Priority,
+        requested: Priority,
         f: F,
         wait: Wait,
         wrap: impl FnOnce(F) -> J,
@@ -124,6 +124,11 @@ impl Balancer {
     where
         J: Job + 'static,
     {
+        let p = if self.shared.config.priorities {
+            requested
+        } else {
+            Priority::Normal
+        };
         let reserved = match wait {
             Wait::No => self.shared.try_reserve(p),
             Wait::Forever => self.shared.reserve_waiting(p, None),
@@ -155,7 +160,9 @@ impl Balancer {
     /// scales. The monitor thread calls it every interval; with
     /// `monitor_interval: None` the caller drives it.
     pub fn rebalance(&self) -> ScaleDecision {
-        monitor::step(&self.shared)
+        let decision = monitor::step(&self.shared);
+        stats::publish(&self.shared);
+        decision
     }
 
     /// Workers taking work now.

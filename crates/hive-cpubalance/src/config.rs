@@ -32,6 +32,12 @@ pub struct BalancerConfig {
     pub scale_down_after: u32,
     /// Record queue waits per class (two clock reads per task).
     pub stats: bool,
+    /// Place tasks by the load score (two random choices); off places them
+    /// round robin. An ablation switch: measure what the score buys.
+    pub load_aware: bool,
+    /// Honour priorities; off runs every task as `Normal` (FIFO with
+    /// stealing). An ablation switch.
+    pub priorities: bool,
     /// Prefix of worker thread names.
     pub thread_name: String,
 }
@@ -50,6 +56,8 @@ impl Default for BalancerConfig {
             scale_down_busy: 0.20,
             scale_down_after: 10,
             stats: true,
+            load_aware: true,
+            priorities: true,
             thread_name: "hive-cpu".into(),
         }
     }

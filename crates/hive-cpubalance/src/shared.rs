@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) monitor: Mutex<MonitorState>,
     /// Sum of class capacities, for each worker's share in the score.
     total_capacity: usize,
+    /// Next worker for round-robin placement (`load_aware: false`).
+    next_worker: AtomicUsize,
 }
 
 impl Shared {
@@ -84,6 +86,7 @@ impl Shared {
             threads: Mutex::new(Vec::new()),
             monitor: Mutex::new(MonitorState::new(config.max_workers)),
             total_capacity,
+            next_worker: AtomicUsize::new(0),
             config,
         })
     }
@@ -222,7 +225,12 @@ impl Shared {
                 .load(Ordering::Acquire)
                 .clamp(1, self.workers.len().max(1));
             let share = (self.total_capacity as f64 / active as f64).max(1.0);
-            let (a, b) = (fastrand::usize(..active), fastrand::usize(..active));
+            let (a, b) = if self.config.load_aware {
+                (fastrand::usize(..active), fastrand::usize(..active))
+            } else {
+                let next = self.next_worker.fetch_add(1, Ordering::Relaxed) % active;
+                (next, next)
+            };
             let (Some(wa), Some(wb)) = (self.workers.get(a), self.workers.get(b)) else {
                 return;
             };

@@ -44,7 +44,14 @@ pub(crate) struct Inbox {
     pub(crate) not_full: Event,
     /// Messages left in it when its consumer went away (reported undeliverable).
     pub(crate) abandoned: AtomicU64,
+    /// Called after every batch is queued (consumers driven by a scheduler).
+    pub(crate) ready_hook: std::sync::OnceLock<ReadyHook>,
+    /// Highest priority queued since the consumer last looked.
+    pub(crate) pending_priority: std::sync::atomic::AtomicU8,
 }
+
+/// What a scheduler-driven consumer runs when mail arrives.
+pub(crate) type ReadyHook = Box<dyn Fn() + Send + Sync>;
 
 /// Written by the consumer when it waits, read by senders per message.
 struct ConsumerFlags {
@@ -85,6 +92,8 @@ impl Inbox {
             not_empty: Event::new(),
             not_full: Event::new(),
             abandoned: AtomicU64::new(0),
+            ready_hook: std::sync::OnceLock::new(),
+            pending_priority: std::sync::atomic::AtomicU8::new(0),
         }
     }
 
@@ -134,10 +143,15 @@ impl Inbox {
                 self.release(n);
                 return Err(batch);
             }
+            self.pending_priority
+                .fetch_max(batch.top_priority as u8, Ordering::AcqRel);
             queue.push_back(batch);
             self.queued.fetch_add(n, Ordering::Release);
         }
         self.not_empty.notify(1);
+        if let Some(hook) = self.ready_hook.get() {
+            hook();
+        }
         Ok(())
     }
 

@@ -88,6 +88,6 @@ pub use batch::FlushReason;
 pub use communicator::Communicator;
 pub use config::CommunicatorConfig;
 pub use hive_types::{AgentId, HiveError, HiveResult, Message, Priority, Recipient, Rejected};
-pub use mailbox::Mailbox;
+pub use mailbox::{Mailbox, PendingPriority};
 pub use sender::Sender;
 pub use stats::{CommunicatorStats, MailboxDepth};

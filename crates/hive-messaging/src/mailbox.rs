@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 use event_listener::{listener, Listener};
-use hive_types::{AgentId, HiveError, HiveResult, Message};
+use hive_types::{AgentId, HiveError, HiveResult, Message, Priority};
 
 use crate::inbox::Inbox;
 use crate::shared::{lock, Shared};
@@ -189,6 +189,49 @@ impl Mailbox {
         Ok(n)
     }
 
+    /// Registers `hook`, called whenever a batch arrives: for consumers that
+    /// a scheduler runs (hive-core runs each agent on the CPU balancer)
+    /// rather than a thread blocked in `recv`. Such a consumer calls
+    /// [`declare_idle`](Self::declare_idle) when it stops for lack of mail
+    /// and [`declare_busy`](Self::declare_busy) when it runs again. Only one
+    /// hook can be set; a second gives the error back.
+    pub fn on_ready(&mut self, hook: impl Fn() + Send + Sync + 'static) -> HiveResult<()> {
+        self.inbox
+            .ready_hook
+            .set(Box::new(hook))
+            .map_err(|_| HiveError::Config {
+                field: "on_ready",
+                reason: "a ready hook is already set for this mailbox".into(),
+            })
+    }
+
+    /// Marks the consumer idle without blocking: senders flush to it at
+    /// once, and batches they hold for it are asked for. Returns whether
+    /// mail is ready after all (then the consumer should run again).
+    pub fn declare_idle(&mut self) -> bool {
+        self.inbox.set_idle(true);
+        if self.inbox.partial_batches.load(Ordering::SeqCst) > 0 {
+            self.shared.flusher.poke_idle();
+        }
+        !self.is_empty() || self.inbox.is_closed()
+    }
+
+    /// Marks the consumer busy (running): senders batch for it again.
+    pub fn declare_busy(&mut self) {
+        self.inbox.set_idle(false);
+    }
+
+    /// A handle that reads the highest priority queued since it was last
+    /// read, without borrowing the mailbox (a scheduler holds it).
+    pub fn pending_priority(&self) -> PendingPriority {
+        PendingPriority(self.inbox.clone())
+    }
+
+    /// Whether the mailbox is closed (no more mail will come once drained).
+    pub fn is_closed(&self) -> bool {
+        self.inbox.is_closed()
+    }
+
     /// Stops accepting messages and unregisters the agent; messages already
     /// queued can still be received, after which receiving says `Closed`.
     pub fn close(&mut self) {
@@ -294,6 +337,26 @@ impl Drop for Mailbox {
         }
         let mut retired = lock(&self.shared.retired);
         retired.1 += self.inbox.take_delivered();
+    }
+}
+
+/// The highest priority queued in a mailbox since the last
+/// [`take`](PendingPriority::take); see [`Mailbox::pending_priority`].
+pub struct PendingPriority(Arc<Inbox>);
+
+impl PendingPriority {
+    /// The highest priority queued since the last call (`Low` when none).
+    pub fn take(&self) -> Priority {
+        let p = self.0.pending_priority.swap(0, Ordering::AcqRel);
+        Priority::from_index(usize::from(p)).unwrap_or(Priority::Low)
+    }
+}
+
+impl fmt::Debug for PendingPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PendingPriority")
+            .field(&self.0.agent)
+            .finish()
     }
 }
 

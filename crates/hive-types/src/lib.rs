@@ -43,4 +43,4 @@ pub use id::{AgentId, MessageId, ParseIdError, TaskId};
 pub use kind::{MessageKind, Recipient};
 pub use message::{Message, MessageBuilder, Timestamp, ENVELOPE_BYTES};
 pub use priority::{ParsePriorityError, Priority};
-pub use recycle::{BoundedRecycler, Recyclable, Recycle, SharedRecycler};
+pub use recycle::{BoundedRecycler, NoRecycling, Recyclable, Recycle, SharedRecycler};

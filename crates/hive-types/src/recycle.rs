@@ -178,6 +178,21 @@ impl<T> fmt::Debug for BoundedRecycler<T> {
     }
 }
 
+/// A recycler that keeps nothing: every `take` allocates anew, every `give`
+/// drops. The baseline to measure what recycling buys.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRecycling;
+
+impl<T: Default + Send> Recycle<T> for NoRecycling {
+    fn take(&self) -> T {
+        T::default()
+    }
+
+    fn give(&self, value: T) {
+        drop(value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
