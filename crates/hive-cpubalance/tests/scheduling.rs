@@ -235,3 +235,42 @@ fn the_balancer_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Balancer>();
 }
+
+#[test]
+fn with_priorities_off_every_task_runs_as_normal() {
+    let mut cfg = config(1);
+    cfg.priorities = false;
+    let balancer = Balancer::new(cfg).unwrap();
+    let critical = balancer.submit(Priority::Critical, || 1).unwrap();
+    let low = balancer.submit(Priority::Low, || 2).unwrap();
+    assert_eq!(critical.join().unwrap() + low.join().unwrap(), 3);
+    let stats = balancer.stats();
+    assert_eq!(stats.class(Priority::Normal).unwrap().submitted, 2);
+    assert_eq!(stats.class(Priority::Critical).unwrap().submitted, 0);
+    assert_eq!(stats.class(Priority::Low).unwrap().submitted, 0);
+}
+
+#[test]
+fn with_load_awareness_off_tasks_are_placed_round_robin() {
+    let mut cfg = config(2);
+    cfg.load_aware = false;
+    let balancer = Balancer::new(cfg).unwrap();
+    // Both workers busy, so nothing is taken or stolen while we look.
+    let (release, blockers) = block_workers(&balancer, 2);
+    let handles: Vec<_> = (0..10)
+        .map(|i| balancer.submit(Priority::Normal, move || i).unwrap())
+        .collect();
+    let depths: Vec<usize> = balancer
+        .stats()
+        .workers
+        .iter()
+        .map(|w| w.queue_depth)
+        .collect();
+    assert_eq!(depths, vec![5, 5]);
+    drop(release);
+    for b in blockers {
+        b.join().unwrap();
+    }
+    let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 45);
+}

@@ -209,6 +209,15 @@ mod tests {
     }
 
     #[test]
+    fn no_recycling_never_hands_back_a_given_allocation() {
+        let r = NoRecycling;
+        let v: Vec<u8> = Vec::with_capacity(4096);
+        r.give(v);
+        let back: Vec<u8> = r.take();
+        assert_eq!(back.capacity(), 0, "a fresh value, not the one given");
+    }
+
+    #[test]
     fn bounded_in_count_and_size() {
         let r = BoundedRecycler::<Vec<u8>>::new(2, 64);
         for _ in 0..5 {
