@@ -1,0 +1,257 @@
+//! Agents: a handler per agent, run on the CPU balancer one message at a
+//! time, at the priority of its mail.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use bytes::Bytes;
+use hive_cpubalance::TaskHandle;
+use hive_messaging::{Mailbox, PendingPriority, Sender};
+use hive_types::{AgentId, HiveResult, Message, Priority, Recipient, Rejected, Timestamp};
+
+use crate::system::{SwarmSystem, SystemInner};
+
+/// Messages an agent handles per run before it yields its worker.
+const BUDGET: usize = 256;
+
+/// What an agent does with its messages.
+///
+/// Any `FnMut(Message, &mut AgentContext<'_>) + Send` closure is an agent.
+pub trait Agent: Send + 'static {
+    /// Handles one message. Messages from one sender arrive in order; the
+    /// agent never runs on two threads at once.
+    fn handle(&mut self, message: Message, ctx: &mut AgentContext<'_>);
+}
+
+impl<F> Agent for F
+where
+    F: FnMut(Message, &mut AgentContext<'_>) + Send + 'static,
+{
+    fn handle(&mut self, message: Message, ctx: &mut AgentContext<'_>) {
+        self(message, ctx)
+    }
+}
+
+/// What a handler can do: send, reply, broadcast, submit CPU work, use the
+/// pools.
+pub struct AgentContext<'a> {
+    id: AgentId,
+    sender: &'a Sender,
+    system: &'a SwarmSystem,
+}
+
+impl AgentContext<'_> {
+    /// This agent's id.
+    pub fn id(&self) -> AgentId {
+        self.id
+    }
+
+    /// Sends `message` (waits while the recipient is full).
+    pub fn send(&self, message: Message) -> Result<(), Rejected<Message>> {
+        self.sender.send(message)
+    }
+
+    /// Sends `payload` to `to` as a `Data` message at `priority`.
+    pub fn send_to(
+        &self,
+        to: AgentId,
+        priority: Priority,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), Rejected<Message>> {
+        self.send(
+            Message::builder(self.id, to)
+                .priority(priority)
+                .payload(payload)
+                .build(),
+        )
+    }
+
+    /// Answers `request` with `payload` (a correlated response).
+    pub fn reply(
+        &self,
+        request: &Message,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), Rejected<Message>> {
+        self.send(request.reply(self.id, payload))
+    }
+
+    /// Sends `payload` to every other agent.
+    pub fn broadcast(&self, payload: impl Into<Bytes>) -> HiveResult<usize> {
+        self.sender.broadcast(
+            Message::builder(self.id, Recipient::Broadcast)
+                .payload(payload)
+                .build(),
+        )
+    }
+
+    /// Runs `f` on the balancer at `priority`; the handle yields its result.
+    pub fn submit<F, R>(&self, priority: Priority, f: F) -> Result<TaskHandle<R>, Rejected<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.system.balancer().submit(priority, f)
+    }
+
+    /// The object pools, when the system has them.
+    #[cfg(feature = "mempool")]
+    pub fn pools(&self) -> Option<&hive_mempool::SwarmMemoryPools> {
+        self.system.pools()
+    }
+
+    /// The system this agent lives in.
+    pub fn system(&self) -> &SwarmSystem {
+        self.system
+    }
+}
+
+impl fmt::Debug for AgentContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentContext")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An agent's state: mailbox, handler, its own sender (order per agent).
+pub(crate) struct AgentRuntime {
+    pub(crate) id: AgentId,
+    mailbox: Mutex<Mailbox>,
+    priority: PendingPriority,
+    agent: Mutex<Box<dyn Agent>>,
+    sender: Sender,
+    /// Set while a run is queued or running: at most one at a time.
+    scheduled: AtomicBool,
+    /// Priority of the current run (a continuation keeps it).
+    running_at: std::sync::atomic::AtomicU8,
+    pub(crate) handled: AtomicU64,
+    system: Weak<SystemInner>,
+}
+
+impl AgentRuntime {
+    pub(crate) fn start(
+        system: &Arc<SystemInner>,
+        id: AgentId,
+        mut mailbox: Mailbox,
+        agent: Box<dyn Agent>,
+    ) -> HiveResult<Arc<AgentRuntime>> {
+        let runtime = Arc::new_cyclic(|me: &Weak<AgentRuntime>| {
+            let me = me.clone();
+            // Mail arrived: make sure a run is queued.
+            let _ = mailbox.on_ready(move || {
+                if let Some(runtime) = me.upgrade() {
+                    runtime.schedule();
+                }
+            });
+            AgentRuntime {
+                id,
+                priority: mailbox.pending_priority(),
+                mailbox: Mutex::new(mailbox),
+                agent: Mutex::new(agent),
+                sender: system.communicator.sender(),
+                scheduled: AtomicBool::new(false),
+                running_at: std::sync::atomic::AtomicU8::new(Priority::Low as u8),
+                handled: AtomicU64::new(0),
+                system: Arc::downgrade(system),
+            }
+        });
+        // Mail that came before the hook, and idleness for prompt delivery.
+        if lock(&runtime.mailbox).declare_idle() {
+            runtime.schedule();
+        }
+        Ok(runtime)
+    }
+
+    /// Queues a run on the balancer unless one is queued or running.
+    pub(crate) fn schedule(self: &Arc<Self>) {
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(system) = self.system.upgrade() else {
+            return;
+        };
+        let continuing = Priority::from_index(usize::from(self.running_at.load(Ordering::Acquire)))
+            .unwrap_or(Priority::Low);
+        let priority = self.priority.take().max(continuing);
+        self.running_at.store(priority as u8, Ordering::Release);
+        let me = self.clone();
+        // Runs go at the mail's priority, or higher when that class is full;
+        // with every class full the run waits for the system's next tick.
+        let mut run = Some(move || me.run());
+        for p in Priority::ALL.into_iter().filter(|p| *p >= priority) {
+            let Some(f) = run.take() else { break };
+            match system.balancer.try_spawn(p, f) {
+                Ok(()) => return,
+                Err(refused) => run = Some(refused.into_inner()),
+            }
+        }
+        self.scheduled.store(false, Ordering::Release);
+        system.backlog(Arc::downgrade(self));
+    }
+
+    /// Handles up to `BUDGET` messages in order, then yields.
+    fn run(self: Arc<Self>) {
+        let Some(system) = self.system.upgrade() else {
+            return;
+        };
+        let facade = SwarmSystem::from_inner(system.clone());
+        let mut handled = 0usize;
+        let more = {
+            let mut mailbox = lock(&self.mailbox);
+            mailbox.declare_busy();
+            let mut agent = lock(&self.agent);
+            let mut ctx = AgentContext {
+                id: self.id,
+                sender: &self.sender,
+                system: &facade,
+            };
+            while handled < BUDGET {
+                match mailbox.try_recv() {
+                    Ok(Some(message)) => {
+                        system.record_latency(message.created_at);
+                        // A panicking handler loses that message only; the
+                        // agent keeps running (and the panic is counted).
+                        let outcome =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                agent.handle(message, &mut ctx);
+                            }));
+                        if outcome.is_err() {
+                            system.count_panic();
+                        }
+                        handled += 1;
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            self.sender.flush();
+            handled == BUDGET
+        };
+        self.handled.fetch_add(handled as u64, Ordering::Relaxed);
+        system.count_handled(handled);
+        if !more {
+            self.running_at
+                .store(Priority::Low as u8, Ordering::Release);
+        }
+        self.scheduled.store(false, Ordering::Release);
+        if more || lock(&self.mailbox).declare_idle() {
+            self.schedule();
+        }
+    }
+
+    /// Whether the agent has nothing left to do (for a draining shutdown).
+    pub(crate) fn is_quiet(&self) -> bool {
+        !self.scheduled.load(Ordering::Acquire) && lock(&self.mailbox).is_empty()
+    }
+}
+
+/// Microseconds from `created` to now (0 if the clock went back).
+pub(crate) fn age_micros(created: Timestamp) -> u64 {
+    Timestamp::now()
+        .as_micros()
+        .saturating_sub(created.as_micros())
+}

@@ -1,0 +1,286 @@
+//! [`SystemReport`]: the document's table, every figure measured.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::procstat;
+use crate::system::{lock, AllocationCounter, Optimizations, SystemInner};
+
+/// Where the figures start from: taken when the system is built.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Baselines {
+    started: Instant,
+    rss: Option<u64>,
+    cpu: Option<Duration>,
+    allocations: Option<u64>,
+}
+
+impl Baselines {
+    pub(crate) fn now(counter: Option<AllocationCounter>) -> Self {
+        Baselines {
+            started: Instant::now(),
+            rss: procstat::resident_bytes(),
+            cpu: procstat::cpu_time(),
+            allocations: counter.map(|c| c()),
+        }
+    }
+}
+
+/// The system's figures since it was built. Nothing in it is a constant:
+/// each comes from a counter, a histogram, the balancer or the kernel.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SystemReport {
+    /// Optimizations in effect.
+    pub optimizations: Optimizations,
+    /// Seconds since the system was built.
+    pub uptime_secs: f64,
+    /// Messages handled by agents.
+    pub messages_handled: u64,
+    /// Messages handled per second of uptime.
+    pub messages_per_sec: f64,
+    /// Tasks run by the balancer (agent runs and submitted work).
+    pub tasks_completed: u64,
+    /// Tasks per second of uptime.
+    pub tasks_per_sec: f64,
+    /// Creation-to-handling latency percentiles, microseconds.
+    pub latency_us: Percentiles,
+    /// Resident memory now, if the platform tells.
+    pub rss_bytes: Option<u64>,
+    /// Resident memory growth since the system was built.
+    pub rss_growth_bytes: Option<i64>,
+    /// Highest resident memory the monitor sampled.
+    pub rss_peak_bytes: Option<u64>,
+    /// Resident memory over the run: (seconds, bytes), one per monitor tick.
+    pub rss_samples: Vec<(f64, u64)>,
+    /// Process CPU seconds (user + system) since the system was built.
+    pub cpu_seconds: Option<f64>,
+    /// CPU seconds per million handled messages.
+    pub cpu_seconds_per_million: Option<f64>,
+    /// Busy fraction of each worker over the last monitor interval.
+    pub worker_busy: Vec<f64>,
+    /// Raw and wire bytes of frames that left the process, when any did
+    /// and a hive recorder saw them.
+    pub wire_bytes: Option<(u64, u64)>,
+    /// Heap allocations per handled message, with an allocation counter.
+    pub allocations_per_message: Option<f64>,
+    /// Hit ratio of each pool, by name.
+    pub pool_hit_ratios: Vec<(String, f64)>,
+    /// Messages accepted by senders.
+    pub messages_sent: u64,
+    /// Messages taken out of mailboxes.
+    pub messages_delivered: u64,
+    /// Messages that could not be delivered.
+    pub messages_undeliverable: u64,
+}
+
+/// Latency percentiles.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+}
+
+impl SystemReport {
+    /// Delivered over sent (1.0 when nothing was sent).
+    pub fn delivery_success(&self) -> f64 {
+        if self.messages_sent == 0 {
+            1.0
+        } else {
+            self.messages_delivered as f64 / self.messages_sent as f64
+        }
+    }
+
+    /// Fraction of wire bytes compression saved, when frames left the process.
+    pub fn bandwidth_saved(&self) -> Option<f64> {
+        self.wire_bytes
+            .filter(|(raw, _)| *raw > 0)
+            .map(|(raw, wire)| 1.0 - wire as f64 / raw as f64)
+    }
+}
+
+pub(crate) fn measure(inner: &SystemInner) -> SystemReport {
+    let b = inner.baselines;
+    let uptime = b.started.elapsed().as_secs_f64().max(1e-9);
+    let handled = inner.handled.load(Ordering::Relaxed);
+    let balancer = inner.balancer.stats();
+    let lat = inner.latency_us.snapshot();
+    let [p50, p95, p99, p999] = lat.quantiles([0.5, 0.95, 0.99, 0.999]);
+    let rss = procstat::resident_bytes();
+    let cpu = procstat::cpu_time()
+        .zip(b.cpu)
+        .map(|(now, then)| now.saturating_sub(then).as_secs_f64());
+    let samples = lock(&inner.rss_samples).clone();
+    let comm = inner.communicator.stats();
+    let allocations = inner
+        .allocations
+        .zip(b.allocations)
+        .map(|(counter, start)| counter().saturating_sub(start) as f64 / handled.max(1) as f64);
+    SystemReport {
+        optimizations: inner.optimizations,
+        uptime_secs: uptime,
+        messages_handled: handled,
+        messages_per_sec: handled as f64 / uptime,
+        tasks_completed: balancer.completed(),
+        tasks_per_sec: balancer.completed() as f64 / uptime,
+        latency_us: Percentiles {
+            p50: p50 as f64,
+            p95: p95 as f64,
+            p99: p99 as f64,
+            p999: p999 as f64,
+        },
+        rss_bytes: rss,
+        rss_growth_bytes: rss.zip(b.rss).map(|(now, then)| now as i64 - then as i64),
+        rss_peak_bytes: samples.iter().map(|(_, r)| *r).max().or(rss),
+        rss_samples: samples,
+        cpu_seconds: cpu,
+        cpu_seconds_per_million: cpu.map(|c| c / (handled.max(1) as f64 / 1e6)),
+        worker_busy: balancer
+            .workers
+            .iter()
+            .filter(|w| w.active)
+            .map(|w| w.busy_fraction)
+            .collect(),
+        wire_bytes: wire_bytes(inner),
+        allocations_per_message: allocations,
+        pool_hit_ratios: pool_hit_ratios(inner),
+        messages_sent: comm.sent,
+        messages_delivered: comm.delivered,
+        messages_undeliverable: comm.undeliverable,
+    }
+}
+
+#[cfg(feature = "metrics")]
+fn wire_bytes(inner: &SystemInner) -> Option<(u64, u64)> {
+    let snap = inner.recorder.as_ref()?.snapshot();
+    let sum = |name: &str| -> u64 {
+        snap.counters
+            .iter()
+            .filter(|c| c.name == name && c.labels.get("direction").is_some_and(|d| d == "encode"))
+            .map(|c| c.value)
+            .sum()
+    };
+    let (raw, wire) = (
+        sum("hive_wire_raw_bytes_total"),
+        sum("hive_wire_bytes_total"),
+    );
+    (raw > 0).then_some((raw, wire))
+}
+
+#[cfg(not(feature = "metrics"))]
+fn wire_bytes(_: &SystemInner) -> Option<(u64, u64)> {
+    None
+}
+
+#[cfg(feature = "mempool")]
+fn pool_hit_ratios(inner: &SystemInner) -> Vec<(String, f64)> {
+    let Some(pools) = &inner.pools else {
+        return Vec::new();
+    };
+    let s = pools.stats();
+    [s.strings, s.byte_buffers, s.uuid_lists]
+        .into_iter()
+        .map(|p| (p.name, p.hit_ratio))
+        .collect()
+}
+
+#[cfg(not(feature = "mempool"))]
+fn pool_hit_ratios(_: &SystemInner) -> Vec<(String, f64)> {
+    Vec::new()
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+impl fmt::Display for SystemReport {
+    /// The document's table, with the measured value in each row.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let na = || "n/a".to_string();
+        let rows: Vec<(&str, String)> = vec![
+            (
+                "Swarm throughput",
+                format!("{:.0} messages/s", self.messages_per_sec),
+            ),
+            (
+                "Task throughput",
+                format!("{:.0} tasks/s", self.tasks_per_sec),
+            ),
+            (
+                "Message latency P50 / P95 / P99",
+                format!(
+                    "{:.0} / {:.0} / {:.0} us",
+                    self.latency_us.p50, self.latency_us.p95, self.latency_us.p99
+                ),
+            ),
+            ("Memory (resident)", self.rss_bytes.map_or_else(na, mb)),
+            (
+                "Memory growth",
+                self.rss_growth_bytes
+                    .map_or_else(na, |g| format!("{:+.1} MB", g as f64 / 1e6)),
+            ),
+            (
+                "CPU",
+                self.cpu_seconds_per_million
+                    .map_or_else(na, |c| format!("{c:.2} CPU s per million messages")),
+            ),
+            (
+                "CPU load per worker",
+                self.worker_busy
+                    .iter()
+                    .map(|b| format!("{:.0}%", b * 100.0))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            (
+                "Bandwidth saved by compression",
+                self.bandwidth_saved().map_or_else(
+                    || "n/a (no frame left the process)".into(),
+                    |s| format!("{:.0}%", s * 100.0),
+                ),
+            ),
+            (
+                "Allocations per message",
+                self.allocations_per_message.map_or_else(
+                    || "n/a (no allocation counter)".into(),
+                    |a| format!("{a:.3}"),
+                ),
+            ),
+            (
+                "Pool hit rates",
+                if self.pool_hit_ratios.is_empty() {
+                    "n/a (pools off)".into()
+                } else {
+                    self.pool_hit_ratios
+                        .iter()
+                        .map(|(n, r)| format!("{n} {:.1}%", r * 100.0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            ),
+            (
+                "Delivery success",
+                format!(
+                    "{:.4}% ({} of {} sent; {} undeliverable)",
+                    self.delivery_success() * 100.0,
+                    self.messages_delivered,
+                    self.messages_sent,
+                    self.messages_undeliverable
+                ),
+            ),
+        ];
+        writeln!(f, "| Metric | Measured |")?;
+        writeln!(f, "|---|---|")?;
+        for (metric, value) in rows {
+            writeln!(f, "| {metric} | {value} |")?;
+        }
+        Ok(())
+    }
+}

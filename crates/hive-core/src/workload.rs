@@ -1,0 +1,283 @@
+//! A reference workload: a coordinator agent hands tasks to worker agents,
+//! workers do real CPU work and report back. The swarm example and the
+//! end-to-end benchmark both run it.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hive_types::{AgentId, HiveError, HiveResult, Message, MessageKind, Priority};
+
+use crate::{AgentContext, SwarmSystem, SystemReport};
+
+/// How big a run is.
+#[derive(Debug, Clone)]
+pub struct SwarmWorkload {
+    /// Worker agents.
+    pub workers: usize,
+    /// Tasks to complete (each is two messages: assignment and result).
+    pub tasks: u64,
+    /// Tasks in flight at once (the coordinator's window).
+    pub window: usize,
+    /// Task payloads, used in turn (shared, so sending one copies nothing).
+    pub payloads: Vec<Bytes>,
+}
+
+impl Default for SwarmWorkload {
+    fn default() -> Self {
+        let payloads = (0..64)
+            .map(|i| {
+                Bytes::from(format!(
+                    "{{\"task\":\"summarise shard {i}\",\"notes\":\"{}\"}}",
+                    "lorem ipsum ".repeat(8 + i % 24)
+                ))
+            })
+            .collect();
+        SwarmWorkload {
+            workers: 16,
+            tasks: 500_000,
+            window: 2048,
+            payloads,
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkloadOutcome {
+    /// Tasks completed.
+    pub tasks_done: u64,
+    /// Messages handled by agents during the run.
+    pub messages: u64,
+    /// Wall-clock time from the first assignment to the last result.
+    pub elapsed: Duration,
+    /// The system's report at the end of the run.
+    pub report: SystemReport,
+}
+
+impl WorkloadOutcome {
+    /// Messages per second over the run.
+    pub fn messages_per_sec(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Priority of task `i`: mostly Normal and Low, some High, a few Critical.
+fn priority_of(i: u64) -> Priority {
+    match i % 100 {
+        0 => Priority::Critical,
+        1..=9 => Priority::High,
+        10..=39 => Priority::Low,
+        _ => Priority::Normal,
+    }
+}
+
+/// Set when the last result arrives.
+#[derive(Default)]
+struct Done {
+    finished: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl SwarmWorkload {
+    /// Runs the workload on `system` and reports.
+    pub fn run(&self, system: &SwarmSystem) -> HiveResult<WorkloadOutcome> {
+        self.run_split(system, system, |_| true)
+    }
+
+    /// Runs the coordinator on `system` and the workers on `workers_system`
+    /// (another process's system, linked by a transport); `reachable` says
+    /// when the coordinator's side can route to a worker id.
+    pub fn run_split(
+        &self,
+        system: &SwarmSystem,
+        workers_system: &SwarmSystem,
+        reachable: impl Fn(AgentId) -> bool,
+    ) -> HiveResult<WorkloadOutcome> {
+        if self.workers == 0 || self.payloads.is_empty() {
+            return Err(HiveError::Config {
+                field: "workload",
+                reason: "needs at least one worker and one payload".into(),
+            });
+        }
+        let workers: Vec<AgentId> = (0..self.workers).map(|_| AgentId::random()).collect();
+        for &w in &workers {
+            workers_system.spawn_agent_with_id(w, worker)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !workers.iter().all(|w| reachable(*w)) {
+            if Instant::now() > deadline {
+                return Err(HiveError::Timeout {
+                    what: "worker routes",
+                    after: Duration::from_secs(30),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let done = Arc::new(Done::default());
+        let coordinator = AgentId::random();
+        let (total, window, payloads) =
+            (self.tasks, self.window.max(1) as u64, self.payloads.clone());
+        let sent = Arc::new(AtomicU64::new(0));
+        let completed = Arc::new(AtomicU64::new(0));
+        let (s, c, d, ws) = (
+            sent.clone(),
+            completed.clone(),
+            done.clone(),
+            workers.clone(),
+        );
+        system.spawn_agent_with_id(
+            coordinator,
+            move |m: Message, ctx: &mut AgentContext<'_>| {
+                let assign = |to: AgentId, i: u64, ctx: &AgentContext<'_>| {
+                    let Some(payload) = cycled(&payloads, i).cloned() else {
+                        return;
+                    };
+                    let task = Message::builder(ctx.id(), to)
+                        .kind(MessageKind::TaskAssigned)
+                        .priority(priority_of(i))
+                        .payload(payload)
+                        .build();
+                    let _ = ctx.send(task);
+                };
+                match m.kind {
+                    MessageKind::Coordination => {
+                        let first = window.min(total);
+                        for i in 0..first {
+                            if let Some(&to) = cycled(&ws, i) {
+                                assign(to, i, ctx);
+                            }
+                        }
+                        s.store(first, Ordering::Relaxed);
+                    }
+                    MessageKind::TaskCompleted => {
+                        let finished = c.fetch_add(1, Ordering::Relaxed) + 1;
+                        let next = s.load(Ordering::Relaxed);
+                        if next < total {
+                            s.store(next + 1, Ordering::Relaxed);
+                            assign(m.sender, next, ctx);
+                        }
+                        if finished == total {
+                            *d.finished.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                            d.wake.notify_all();
+                        }
+                    }
+                    _ => {}
+                }
+            },
+        )?;
+        let before = system.handled();
+        let start = Instant::now();
+        system.sender().send(
+            Message::builder(AgentId::nil(), coordinator)
+                .kind(MessageKind::Coordination)
+                .build(),
+        )?;
+        let mut finished = done.finished.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*finished {
+            let (guard, timeout) = done
+                .wake
+                .wait_timeout(finished, Duration::from_secs(120))
+                .unwrap_or_else(PoisonError::into_inner);
+            finished = guard;
+            if timeout.timed_out() && !*finished {
+                return Err(HiveError::Timeout {
+                    what: "workload",
+                    after: start.elapsed(),
+                });
+            }
+        }
+        drop(finished);
+        let elapsed = start.elapsed();
+        let messages = if std::ptr::eq(system, workers_system) {
+            system.handled() - before
+        } else {
+            2 * completed.load(Ordering::Relaxed)
+        };
+        Ok(WorkloadOutcome {
+            tasks_done: completed.load(Ordering::Relaxed),
+            messages,
+            elapsed,
+            report: system.report(),
+        })
+    }
+}
+
+/// A worker: checksums the task payload (CPU work), writes a summary
+/// and a list of the agents involved into scratch objects (pooled when the
+/// system has pools), and reports the checksum.
+fn worker(m: Message, ctx: &mut AgentContext<'_>) {
+    let crc = crc32(&m.payload);
+    summarise(ctx, &m, crc);
+    let result = Message::builder(ctx.id(), m.sender)
+        .kind(MessageKind::TaskCompleted)
+        .priority(m.priority)
+        .correlation_id(m.id)
+        .payload(Bytes::copy_from_slice(&crc.to_le_bytes()))
+        .build();
+    let _ = ctx.send(result);
+}
+
+#[cfg(feature = "mempool")]
+fn summarise(ctx: &AgentContext<'_>, m: &Message, crc: u32) {
+    if let Some(pools) = ctx.pools() {
+        let mut summary = pools.strings().pull();
+        let mut involved = pools.uuid_lists().pull();
+        fill(&mut summary, &mut involved, m, crc);
+        std::hint::black_box((&*summary, &*involved));
+        return;
+    }
+    let (mut summary, mut involved) = (String::new(), Vec::new());
+    fill(&mut summary, &mut involved, m, crc);
+    std::hint::black_box((&summary, &involved));
+}
+
+#[cfg(not(feature = "mempool"))]
+fn summarise(_: &AgentContext<'_>, m: &Message, crc: u32) {
+    let (mut summary, mut involved) = (String::new(), Vec::new());
+    fill(&mut summary, &mut involved, m, crc);
+    std::hint::black_box((&summary, &involved));
+}
+
+fn fill(summary: &mut String, involved: &mut Vec<uuid::Uuid>, m: &Message, crc: u32) {
+    let _ = write!(
+        summary,
+        "task {} from {} checksum {crc:08x} ({} bytes)",
+        m.id,
+        m.sender,
+        m.payload.len()
+    );
+    involved.push(*m.sender.as_uuid());
+    if let Some(to) = m.recipient.agent() {
+        involved.push(*to.as_uuid());
+    }
+}
+
+/// CRC-32 (IEEE) of `bytes`.
+fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+/// The `i`-th element of `items` taken round and round; `None` when empty.
+fn cycled<T>(items: &[T], i: u64) -> Option<&T> {
+    let len = u64::try_from(items.len()).ok().filter(|&n| n > 0)?;
+    items.get(usize::try_from(i % len).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(super::crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn cycled_wraps_around_and_handles_empty() {
+        let items = [10, 20, 30];
+        assert_eq!(super::cycled(&items, 4), Some(&20));
+        assert_eq!(super::cycled::<u8>(&[], 4), None);
+    }
+}
