@@ -7,6 +7,7 @@
 // xtask is a command-line tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod lines;
 
@@ -18,6 +19,8 @@ usage: cargo xtask <command>
 commands:
   ci       fmt, clippy, 600-line check, tests, docs, each crate alone, cargo-deny
   lines    fail if a tracked .rs file has more than 600 lines
+  bench    comparison benchmarks + end-to-end swarm run -> target/hive-bench/report.{json,md,html}
+           (cargo xtask bench --help for options)
 ";
 
 fn main() -> anyhow::Result<()> {
@@ -25,6 +28,11 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(args.get(1..).unwrap_or_default()),
         Some("lines") => lines::run(),
+        Some("bench") if args.iter().any(|a| a == "--help" || a == "-h") => {
+            print!("{}", bench::USAGE);
+            Ok(())
+        }
+        Some("bench") => bench::run(args.get(1..).unwrap_or_default()),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

@@ -50,7 +50,8 @@ impl Default for SwarmWorkload {
 pub struct WorkloadOutcome {
     /// Tasks completed.
     pub tasks_done: u64,
-    /// Messages handled by agents during the run.
+    /// Messages the run's agents handled: an assignment and a result per
+    /// task, plus the coordinator's kick-off.
     pub messages: u64,
     /// Wall-clock time from the first assignment to the last result.
     pub elapsed: Duration,
@@ -169,7 +170,6 @@ impl SwarmWorkload {
                 }
             },
         )?;
-        let before = system.handled();
         let start = Instant::now();
         system.sender().send(
             Message::builder(AgentId::nil(), coordinator)
@@ -192,14 +192,12 @@ impl SwarmWorkload {
         }
         drop(finished);
         let elapsed = start.elapsed();
-        let messages = if std::ptr::eq(system, workers_system) {
-            system.handled() - before
-        } else {
-            2 * completed.load(Ordering::Relaxed)
-        };
+        let tasks_done = completed.load(Ordering::Relaxed);
         Ok(WorkloadOutcome {
-            tasks_done: completed.load(Ordering::Relaxed),
-            messages,
+            tasks_done,
+            // An assignment and a result per task, plus the kick-off: all
+            // handled, since the last result has arrived.
+            messages: 2 * tasks_done + 1,
             elapsed,
             report: system.report(),
         })

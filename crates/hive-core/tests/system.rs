@@ -291,6 +291,8 @@ fn the_workload_completes_with_each_optimization_off() {
         assert_eq!(outcome.tasks_done, 3_000, "{optimizations:?}");
         // Each task is an assignment and a result, plus the kick-off.
         assert_eq!(outcome.messages, 6_001, "{optimizations:?}");
+        assert!(sys.quiesce(WAIT));
+        assert_eq!(sys.handled(), 6_001, "the agents handled exactly those");
         assert_eq!(outcome.report.delivery_success(), 1.0);
         let shutdown = sys.shutdown(WAIT);
         assert_eq!(shutdown.undelivered, 0, "{optimizations:?}");
