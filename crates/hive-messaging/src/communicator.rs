@@ -76,7 +76,6 @@ impl Communicator {
             }
             registry.insert(agent, inbox.clone());
         }
-        lock(&self.shared.all_inboxes).push(Arc::downgrade(&inbox));
         self.shared.registry_changed.notify(usize::MAX);
         Ok(Mailbox::new(inbox, self.shared.clone()))
     }

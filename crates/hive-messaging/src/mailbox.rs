@@ -36,7 +36,10 @@ fn closed() -> HiveError {
 }
 
 impl Mailbox {
+    /// The consumer end of `inbox`: an agent's, or a transport link's.
+    /// Its deliveries count in the communicator's stats.
     pub(crate) fn new(inbox: Arc<Inbox>, shared: Arc<Shared>) -> Self {
+        lock(&shared.all_inboxes).push(Arc::downgrade(&inbox));
         Mailbox {
             inbox,
             shared,

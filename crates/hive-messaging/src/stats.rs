@@ -85,7 +85,8 @@ pub struct MailboxDepth {
 pub struct CommunicatorStats {
     /// Messages accepted by `send`/`try_send`/`broadcast` (one per recipient).
     pub sent: u64,
-    /// Messages taken out of mailboxes by their consumers.
+    /// Messages taken out of mailboxes by their consumers: agents, and
+    /// transport links forwarding them to another process.
     pub delivered: u64,
     /// Messages that could not be delivered (see `take_undelivered`).
     pub undeliverable: u64,

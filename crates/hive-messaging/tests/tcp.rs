@@ -77,6 +77,12 @@ fn a_million_messages_cross_in_order() {
         }
     }
     producer.join().unwrap();
+    let stats = a.stats();
+    assert_eq!(
+        (stats.sent, stats.delivered),
+        (u64::from(N), u64::from(N)),
+        "messages the link took count as delivered on the sending side"
+    );
     let report = rt.block_on(link.close());
     assert_eq!(report.error, None);
     assert_eq!(
