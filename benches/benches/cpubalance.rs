@@ -70,67 +70,85 @@ fn run_noops(iters: u64, spawn: impl Fn(Box<dyn FnOnce() + Send>)) -> Duration {
     start.elapsed()
 }
 
+/// Each executor lives only while its own case runs: idle pool threads
+/// (rayon's spin before they sleep) would otherwise steal the 2 cores from
+/// the case being measured.
 fn noop_throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("cpubalance.noop_spawn");
     group.throughput(Throughput::Elements(1));
-    let b = hive(true);
-    group.bench_function("hive", |bench| {
-        bench.iter_custom(|iters| run_noops(iters, |f| b.spawn(Priority::Normal, f).unwrap()))
-    });
-    let quiet = hive(false);
-    group.bench_function("hive_stats_off", |bench| {
-        bench.iter_custom(|iters| run_noops(iters, |f| quiet.spawn(Priority::Normal, f).unwrap()))
-    });
-    let pool = rayon_pool();
-    group.bench_function("rayon_spawn", |bench| {
-        bench.iter_custom(|iters| run_noops(iters, |f| pool.spawn(f)))
-    });
-    let rt = tokio_rt();
-    group.bench_function("tokio_spawn", |bench| {
-        bench.iter_custom(|iters| {
-            run_noops(iters, |f| {
-                rt.spawn(async move { f() });
+    for (name, stats) in [("hive", true), ("hive_stats_off", false)] {
+        let b = hive(stats);
+        group.bench_function(name, |bench| {
+            bench.iter_custom(|iters| run_noops(iters, |f| b.spawn(Priority::Normal, f).unwrap()))
+        });
+    }
+    {
+        let pool = rayon_pool();
+        group.bench_function("rayon_spawn", |bench| {
+            bench.iter_custom(|iters| run_noops(iters, |f| pool.spawn(f)))
+        });
+    }
+    {
+        let rt = tokio_rt();
+        group.bench_function("tokio_spawn", |bench| {
+            bench.iter_custom(|iters| {
+                run_noops(iters, |f| {
+                    rt.spawn(async move { f() });
+                })
             })
-        })
-    });
-    group.bench_function("tokio_spawn_blocking", |bench| {
-        bench.iter_custom(|iters| {
-            run_noops(iters, |f| {
-                rt.spawn_blocking(f);
+        });
+    }
+    {
+        let rt = tokio_rt();
+        group.bench_function("tokio_spawn_blocking", |bench| {
+            bench.iter_custom(|iters| {
+                run_noops(iters, |f| {
+                    rt.spawn_blocking(f);
+                })
             })
-        })
-    });
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("cpubalance.noop_handles");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("hive", |bench| {
-        bench.iter_custom(|iters| {
-            let start = Instant::now();
-            let handles: Vec<_> = (0..iters)
-                .map(|i| b.submit(Priority::Normal, move || i).unwrap())
-                .collect();
-            for h in handles {
-                std::hint::black_box(h.join().unwrap());
-            }
-            start.elapsed()
-        })
-    });
-    group.bench_function("rayon_spawn", |bench| {
-        bench.iter_custom(|iters| run_noops(iters, |f| pool.spawn(f)))
-    });
-    group.bench_function("tokio_spawn", |bench| {
-        bench.iter_custom(|iters| {
-            rt.block_on(async {
+    {
+        let b = hive(true);
+        group.bench_function("hive", |bench| {
+            bench.iter_custom(|iters| {
                 let start = Instant::now();
-                let handles: Vec<_> = (0..iters).map(|i| tokio::spawn(async move { i })).collect();
+                let handles: Vec<_> = (0..iters)
+                    .map(|i| b.submit(Priority::Normal, move || i).unwrap())
+                    .collect();
                 for h in handles {
-                    std::hint::black_box(h.await.unwrap());
+                    std::hint::black_box(h.join().unwrap());
                 }
                 start.elapsed()
             })
-        })
-    });
+        });
+    }
+    {
+        let pool = rayon_pool();
+        group.bench_function("rayon_spawn", |bench| {
+            bench.iter_custom(|iters| run_noops(iters, |f| pool.spawn(f)))
+        });
+    }
+    {
+        let rt = tokio_rt();
+        group.bench_function("tokio_spawn", |bench| {
+            bench.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let handles: Vec<_> =
+                        (0..iters).map(|i| tokio::spawn(async move { i })).collect();
+                    for h in handles {
+                        std::hint::black_box(h.await.unwrap());
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
     group.finish();
 }
 
@@ -186,21 +204,40 @@ fn probe_latency(
     v
 }
 
+/// The median over `rounds` of the p99 critical start latency, and the
+/// last round's latencies. Each executor lives only for its own rounds.
+fn critical_p99(rounds: usize, mut one_round: impl FnMut() -> Vec<f64>) -> (f64, Vec<f64>) {
+    let mut p99s = Vec::with_capacity(rounds);
+    let mut last = Vec::new();
+    for _ in 0..rounds {
+        last = one_round();
+        p99s.push(percentile(&mut last, 0.99));
+    }
+    (percentile(&mut p99s, 0.5), last)
+}
+
 fn critical_latency(_: &mut Criterion) {
-    let (probes, flood) = (200, scale(20_000, 4_000));
-    let b = hive(true);
-    let mut hive_lat = probe_latency(probes, flood, &|p, f| b.spawn(p, f).unwrap());
-    let pool = rayon_pool();
-    let mut rayon_lat = probe_latency(probes, flood, &|_, f| pool.spawn(f));
-    let rt = tokio_rt();
-    let mut tokio_lat = probe_latency(probes, flood, &|_, f| {
-        rt.spawn(async move { f() });
-    });
-    let (h99, r99, t99) = (
-        percentile(&mut hive_lat, 0.99),
-        percentile(&mut rayon_lat, 0.99),
-        percentile(&mut tokio_lat, 0.99),
-    );
+    let (probes, flood, rounds) = (200, scale(20_000, 4_000), scale(3, 1));
+    let (h99, mut hive_lat) = {
+        let b = hive(true);
+        critical_p99(rounds, || {
+            probe_latency(probes, flood, &|p, f| b.spawn(p, f).unwrap())
+        })
+    };
+    let (r99, _) = {
+        let pool = rayon_pool();
+        critical_p99(rounds, || {
+            probe_latency(probes, flood, &|_, f| pool.spawn(f))
+        })
+    };
+    let (t99, _) = {
+        let rt = tokio_rt();
+        critical_p99(rounds, || {
+            probe_latency(probes, flood, &|_, f| {
+                rt.spawn(async move { f() });
+            })
+        })
+    };
     println!(
         "critical start latency in a flood of {flood} low 10 us tasks: hive p50 {:.1} us p99 {h99:.1} us; rayon p99 {r99:.0} us; tokio p99 {t99:.0} us",
         percentile(&mut hive_lat, 0.5)

@@ -55,6 +55,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             Ok(cmd!(sh, "cargo check --quiet -p {krate} --no-default-features").run()?)
         });
     }
+    step(&mut outcomes, "bench --quick (smoke)", || {
+        crate::bench::run(&["--quick".to_string()])
+    });
     step(&mut outcomes, "cargo-deny", || {
         ensure_cargo_deny(&sh)?;
         Ok(cmd!(

@@ -17,7 +17,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci       fmt, clippy, 600-line check, tests, docs, each crate alone, cargo-deny
+  ci       fmt, clippy, 600-line check, tests, docs, each crate alone, bench smoke, cargo-deny
   lines    fail if a tracked .rs file has more than 600 lines
   bench    comparison benchmarks + end-to-end swarm run -> target/hive-bench/report.{json,md,html}
            (cargo xtask bench --help for options)

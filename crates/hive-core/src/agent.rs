@@ -129,6 +129,8 @@ pub(crate) struct AgentRuntime {
     scheduled: AtomicBool,
     /// Priority of the current run (a continuation keeps it).
     running_at: std::sync::atomic::AtomicU8,
+    /// Set while the agent waits in the system's backlog: it is there once.
+    pub(crate) in_backlog: AtomicBool,
     pub(crate) handled: AtomicU64,
     system: Weak<SystemInner>,
 }
@@ -156,6 +158,7 @@ impl AgentRuntime {
                 sender: system.communicator.sender(),
                 scheduled: AtomicBool::new(false),
                 running_at: std::sync::atomic::AtomicU8::new(Priority::Low as u8),
+                in_backlog: AtomicBool::new(false),
                 handled: AtomicU64::new(0),
                 system: Arc::downgrade(system),
             }
@@ -191,7 +194,9 @@ impl AgentRuntime {
             }
         }
         self.scheduled.store(false, Ordering::Release);
-        system.backlog(Arc::downgrade(self));
+        if !self.in_backlog.swap(true, Ordering::AcqRel) {
+            system.backlog(Arc::downgrade(self));
+        }
     }
 
     /// Handles up to `BUDGET` messages in order, then yields.

@@ -64,6 +64,10 @@ pub(crate) fn tick(inner: &SystemInner, started: Instant) {
     if let Some(pools) = &inner.pools {
         pools.maintain();
     }
+    #[cfg(feature = "mempool")]
+    if let Some(batches) = &inner.batch_pool {
+        batches.maintain();
+    }
     inner.balancer.rebalance();
     inner.retry_backlog();
     if let Some(rss) = crate::procstat::resident_bytes() {

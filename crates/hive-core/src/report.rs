@@ -181,12 +181,13 @@ fn wire_bytes(_: &SystemInner) -> Option<(u64, u64)> {
 
 #[cfg(feature = "mempool")]
 fn pool_hit_ratios(inner: &SystemInner) -> Vec<(String, f64)> {
-    let Some(pools) = &inner.pools else {
-        return Vec::new();
-    };
-    let s = pools.stats();
-    [s.strings, s.byte_buffers, s.uuid_lists]
-        .into_iter()
+    let swarm = inner.pools.iter().flat_map(|pools| {
+        let s = pools.stats();
+        [s.strings, s.byte_buffers, s.uuid_lists]
+    });
+    let batches = inner.batch_pool.iter().map(hive_mempool::Pool::stats);
+    batches
+        .chain(swarm)
         .map(|p| (p.name, p.hit_ratio))
         .collect()
 }

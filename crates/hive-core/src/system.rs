@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use hive_cpubalance::{Balancer, BalancerConfig};
 use hive_messaging::{Communicator, CommunicatorConfig, Sender};
 use hive_types::histogram::{AtomicHistogram, PRECISE};
-use hive_types::{
-    AgentId, BoundedRecycler, HiveResult, Message, NoRecycling, SharedRecycler, Timestamp,
-};
+use hive_types::{AgentId, HiveResult, Message, NoRecycling, SharedRecycler, Timestamp};
 
 use crate::agent::{age_micros, Agent, AgentRuntime};
 use crate::report::{Baselines, SystemReport};
@@ -59,6 +57,9 @@ impl Default for Optimizations {
     }
 }
 
+/// A batch's message buffer, the type messaging recycles.
+type BatchBuffer = std::collections::VecDeque<Message>;
+
 /// How allocations are counted, when the program installed a counting
 /// global allocator: a function returning allocations so far.
 pub type AllocationCounter = fn() -> u64;
@@ -71,6 +72,8 @@ pub struct SwarmBuilder {
     balancer: BalancerConfig,
     #[cfg(feature = "mempool")]
     pools: hive_mempool::SwarmPoolsConfig,
+    #[cfg(feature = "mempool")]
+    batch_pool: hive_mempool::PoolConfig,
     #[cfg(feature = "metrics")]
     recorder: Option<hive_metrics::HiveRecorder>,
     #[cfg(feature = "metrics")]
@@ -87,6 +90,9 @@ impl Default for SwarmBuilder {
             balancer: BalancerConfig::default(),
             #[cfg(feature = "mempool")]
             pools: hive_mempool::SwarmPoolsConfig::default(),
+            #[cfg(feature = "mempool")]
+            batch_pool: hive_mempool::PoolConfig::new("message_batches", 1024)
+                .max_retained_bytes(4 << 20),
             #[cfg(feature = "metrics")]
             recorder: Some(hive_metrics::HiveRecorder::new()),
             #[cfg(feature = "metrics")]
@@ -115,6 +121,14 @@ impl SwarmBuilder {
     #[cfg(feature = "mempool")]
     pub fn pools(mut self, config: hive_mempool::SwarmPoolsConfig) -> Self {
         self.pools = config;
+        self
+    }
+
+    /// The pool of message-batch buffers that plugs into the communicator's
+    /// buffer seam (default: up to 1024 idle buffers, 4 MiB retained).
+    #[cfg(feature = "mempool")]
+    pub fn batch_pool(mut self, config: hive_mempool::PoolConfig) -> Self {
+        self.batch_pool = config;
         self
     }
 
@@ -171,13 +185,25 @@ impl SwarmBuilder {
         if !opt.batching {
             communicator_config.max_messages = 1;
         }
-        let recycler: SharedRecycler<std::collections::VecDeque<Message>> = if opt.pools {
-            Arc::new(BoundedRecycler::new(
+        // Batch buffers: from a hive-mempool pool when pools are on (or a
+        // plain bounded recycler without the mempool feature), else fresh.
+        #[cfg(feature = "mempool")]
+        let batch_pool = match opt.pools {
+            true => Some(hive_mempool::Pool::<BatchBuffer>::new(self.batch_pool)?),
+            false => None,
+        };
+        #[cfg(feature = "mempool")]
+        let recycler: SharedRecycler<BatchBuffer> = match &batch_pool {
+            Some(pool) => Arc::new(pool.clone()),
+            None => Arc::new(NoRecycling),
+        };
+        #[cfg(not(feature = "mempool"))]
+        let recycler: SharedRecycler<BatchBuffer> = match opt.pools {
+            true => Arc::new(hive_types::BoundedRecycler::new(
                 communicator_config.recycled_batches,
                 1 << 20,
-            ))
-        } else {
-            Arc::new(NoRecycling)
+            )),
+            false => Arc::new(NoRecycling),
         };
         let communicator = Communicator::with_recycler(communicator_config, recycler)?;
         let mut balancer_config = self.balancer;
@@ -197,6 +223,8 @@ impl SwarmBuilder {
             balancer,
             #[cfg(feature = "mempool")]
             pools,
+            #[cfg(feature = "mempool")]
+            batch_pool,
             #[cfg(feature = "metrics")]
             recorder: self.recorder,
             optimizations: opt,
@@ -220,11 +248,14 @@ pub(crate) struct SystemInner {
     pub(crate) balancer: Balancer,
     #[cfg(feature = "mempool")]
     pub(crate) pools: Option<hive_mempool::SwarmMemoryPools>,
+    #[cfg(feature = "mempool")]
+    pub(crate) batch_pool: Option<hive_mempool::Pool<BatchBuffer>>,
     #[cfg(feature = "metrics")]
     pub(crate) recorder: Option<hive_metrics::HiveRecorder>,
     pub(crate) optimizations: Optimizations,
     pub(crate) agents: Mutex<HashMap<AgentId, Arc<AgentRuntime>>>,
-    /// Agents whose run found every balancer class full.
+    /// Agents whose run found every balancer class full; each at most once,
+    /// so at most one entry per agent.
     backlog: Mutex<Vec<Weak<AgentRuntime>>>,
     /// Creation-to-handling latency of every handled message, microseconds.
     pub(crate) latency_us: AtomicHistogram,
@@ -262,6 +293,7 @@ impl SystemInner {
     pub(crate) fn retry_backlog(&self) {
         let waiting: Vec<Weak<AgentRuntime>> = std::mem::take(&mut *lock(&self.backlog));
         for agent in waiting.iter().filter_map(Weak::upgrade) {
+            agent.in_backlog.store(false, Ordering::Release);
             agent.schedule();
         }
     }
@@ -318,6 +350,12 @@ impl SwarmSystem {
     #[cfg(feature = "mempool")]
     pub fn pools(&self) -> Option<&hive_mempool::SwarmMemoryPools> {
         self.inner.pools.as_ref()
+    }
+
+    /// The pool of message-batch buffers (`None` when pools are off).
+    #[cfg(feature = "mempool")]
+    pub fn batch_pool(&self) -> Option<&hive_mempool::Pool<BatchBuffer>> {
+        self.inner.batch_pool.as_ref()
     }
 
     /// The hive recorder, if the system has one.

@@ -244,7 +244,17 @@ fn the_report_counts_what_was_sent() {
     assert!(r.latency_us.p99 >= r.latency_us.p50);
     assert!(r.tasks_completed >= 1, "agent runs are balancer tasks");
     assert!(r.messages_per_sec > 0.0);
-    assert_eq!(r.pool_hit_ratios.len(), 3, "the three swarm pools");
+    assert_eq!(
+        r.pool_hit_ratios.len(),
+        4,
+        "batch buffers + the three swarm pools"
+    );
+    assert_eq!(r.pool_hit_ratios[0].0, "message_batches");
+    let batches = sys.batch_pool().unwrap().stats();
+    assert!(
+        batches.hits > 0,
+        "batch buffers came back through the pool: {batches:?}"
+    );
     let table = r.to_string();
     assert!(
         table.contains("| Swarm throughput |") && table.contains("Delivery success"),
@@ -281,6 +291,7 @@ fn the_workload_completes_with_each_optimization_off() {
             .unwrap();
         assert_eq!(sys.optimizations(), optimizations);
         assert_eq!(sys.pools().is_some(), optimizations.pools);
+        assert_eq!(sys.batch_pool().is_some(), optimizations.pools);
         let workload = SwarmWorkload {
             workers: 4,
             tasks: 3_000,
@@ -297,4 +308,41 @@ fn the_workload_completes_with_each_optimization_off() {
         let shutdown = sys.shutdown(WAIT);
         assert_eq!(shutdown.undelivered, 0, "{optimizations:?}");
     }
+}
+
+#[test]
+fn agents_whose_runs_find_the_balancer_full_still_handle_everything() {
+    // One queue slot per class and one worker: most runs are refused and
+    // wait in the backlog for the monitor's next tick.
+    let mut balancer = BalancerConfig::default().workers(1, 1);
+    for p in Priority::ALL {
+        balancer = balancer.queue_capacity(p, 1);
+    }
+    let sys = SwarmSystem::builder()
+        .balancer(balancer)
+        .monitor_interval(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let total = Arc::new(AtomicU64::new(0));
+    let agents: Vec<AgentId> = (0..32)
+        .map(|_| {
+            let total = total.clone();
+            sys.spawn_agent(move |_: Message, _: &mut AgentContext<'_>| {
+                total.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap()
+        })
+        .collect();
+    let sender = sys.sender();
+    for round in 0..50 {
+        for &a in &agents {
+            sender
+                .send(Message::new(AgentId::nil(), a, vec![round as u8]))
+                .unwrap();
+        }
+    }
+    sender.flush();
+    assert!(sys.quiesce(WAIT));
+    assert_eq!(total.load(Ordering::Relaxed), 32 * 50);
+    assert_eq!(sys.shutdown(WAIT).undelivered, 0);
 }
