@@ -7,7 +7,8 @@
     missing_docs,
     clippy::unwrap_used,
     clippy::print_stdout,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::panic
 )]
 
 use std::time::Duration;
@@ -102,6 +103,7 @@ fn row(name: &str, o: &WorkloadOutcome) -> serde_json::Value {
     let r = &o.report;
     json!({
         "configuration": name,
+        "messages": o.messages,
         "messages_per_sec": o.messages_per_sec(),
         "tasks_per_sec": tasks_per_sec(o),
         "latency_p50_us": r.latency_us.p50,
@@ -110,24 +112,29 @@ fn row(name: &str, o: &WorkloadOutcome) -> serde_json::Value {
         "latency_p999_us": r.latency_us.p999,
         "rss_mb": r.rss_bytes.map(|b| b as f64 / 1e6),
         "rss_peak_mb": r.rss_peak_bytes.map(|b| b as f64 / 1e6),
+        "rss_growth_mb": r.rss_growth_bytes.map(|b| b as f64 / 1e6),
+        "rss_samples": r.rss_samples,
         "cpu_s_per_million": r.cpu_seconds_per_million,
         "allocations_per_message": r.allocations_per_message,
         "worker_busy": r.worker_busy,
         "delivery_success": r.delivery_success(),
+        "report_table": r.to_string(),
     })
 }
 
-fn swarm(_: &mut Criterion) {
-    let tasks = scale(1_000_000, 100_000) as u64;
+/// The configurations of the ablation table, then the long run.
+fn variants() -> Vec<(&'static str, Optimizations, u64)> {
     let all = Optimizations::default();
-    let variants = [
-        ("all on", all),
+    let tasks = scale(1_000_000, 100_000) as u64;
+    vec![
+        ("all on", all, tasks),
         (
             "batching off",
             Optimizations {
                 batching: false,
                 ..all
             },
+            tasks,
         ),
         (
             "pools off",
@@ -135,6 +142,7 @@ fn swarm(_: &mut Criterion) {
                 pools: false,
                 ..all
             },
+            tasks,
         ),
         (
             "load-aware placement and priorities off",
@@ -142,32 +150,72 @@ fn swarm(_: &mut Criterion) {
                 load_aware: false,
                 ..all
             },
+            tasks,
         ),
-    ];
+        // Memory growth over a long run (10 M messages in the full run).
+        (LONG_RUN, all, scale(5_000_000, 500_000) as u64),
+    ]
+}
+
+const LONG_RUN: &str = "long run";
+const VARIANT_ENV: &str = "HIVE_SWARM_VARIANT";
+
+/// Runs configuration `name` in a fresh process (this bench binary with
+/// `HIVE_SWARM_VARIANT` set), so no run inherits another's heap: resident
+/// memory is each configuration's own.
+fn run_isolated(name: &str) -> serde_json::Value {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--bench")
+        .env(VARIANT_ENV, name)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "swarm run `{name}` failed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("swarm-row: "))
+        .unwrap_or_else(|| panic!("no result from swarm run `{name}`: {text}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// In the child process: runs the one configuration and prints its row.
+fn child(name: &str) {
+    let (_, opt, tasks) = variants()
+        .into_iter()
+        .find(|v| v.0 == name)
+        .unwrap_or_else(|| panic!("unknown swarm variant {name}"));
+    let o = run(opt, tasks);
+    println!("swarm-row: {}", row(name, &o));
+}
+
+fn swarm(_: &mut Criterion) {
+    if let Ok(name) = std::env::var(VARIANT_ENV) {
+        child(&name);
+        std::process::exit(0);
+    }
+    let all = Optimizations::default();
+    let tasks = scale(1_000_000, 100_000) as u64;
     let mut rows = Vec::new();
-    let mut outcomes = Vec::new();
-    for (name, opt) in variants {
-        let o = run(opt, tasks);
+    for (name, _, _) in variants().into_iter().filter(|v| v.0 != LONG_RUN) {
+        let r = run_isolated(name);
         println!(
             "swarm [{name}]: {:.0} msg/s, p99 {:.0} us, rss {:.1} MB, {:.3} CPU s/M msg, {:.3} allocs/msg",
-            o.messages_per_sec(),
-            o.report.latency_us.p99,
-            o.report.rss_bytes.unwrap_or(0) as f64 / 1e6,
-            o.report.cpu_seconds_per_million.unwrap_or(0.0),
-            o.report.allocations_per_message.unwrap_or(0.0)
+            num(&r, "messages_per_sec"),
+            num(&r, "latency_p99_us"),
+            num(&r, "rss_mb"),
+            num(&r, "cpu_s_per_million"),
+            num(&r, "allocations_per_message"),
         );
-        rows.push(row(name, &o));
-        outcomes.push(o);
+        rows.push(r);
     }
-    let on = &outcomes[0];
-    let get = |i: usize| &outcomes[i];
-    let rate = |o: &WorkloadOutcome| o.messages_per_sec();
+    let (on, no_batching, no_pools, no_balancing) = (&rows[0], &rows[1], &rows[2], &rows[3]);
     let extras = [
         (
             "end-to-end swarm throughput",
             "msg/s",
             true,
-            rate(on),
+            num(on, "messages_per_sec"),
             "goal: 1,000,000 msg/s",
             1e6,
             1.0,
@@ -176,7 +224,7 @@ fn swarm(_: &mut Criterion) {
             "P99 message latency under saturation",
             "us",
             false,
-            on.report.latency_us.p99,
+            num(on, "latency_p99_us"),
             "goal: linger + 1 ms",
             11_000.0,
             1.0,
@@ -185,7 +233,7 @@ fn swarm(_: &mut Criterion) {
             "resident memory, steady state",
             "MB",
             false,
-            on.report.rss_bytes.unwrap_or(0) as f64 / 1e6,
+            num(on, "rss_mb"),
             "goal: 20 MB",
             20.0,
             1.0,
@@ -194,7 +242,7 @@ fn swarm(_: &mut Criterion) {
             "end-to-end task throughput",
             "tasks/s",
             true,
-            tasks_per_sec(on),
+            num(on, "tasks_per_sec"),
             "document's claim: 877 ops/s",
             877.0,
             f64::NAN,
@@ -203,7 +251,7 @@ fn swarm(_: &mut Criterion) {
             "delivery success",
             "%",
             true,
-            on.report.delivery_success() * 100.0,
+            num(on, "delivery_success") * 100.0,
             "goal: 100%",
             100.0,
             1.0,
@@ -212,36 +260,36 @@ fn swarm(_: &mut Criterion) {
             "throughput with batching (document: +47%)",
             "msg/s",
             true,
-            rate(on),
+            num(on, "messages_per_sec"),
             "batching off",
-            rate(get(1)),
+            num(no_batching, "messages_per_sec"),
             1.47,
         ),
         (
             "allocations per message with pools (document: -70%)",
             "allocs/msg",
             false,
-            on.report.allocations_per_message.unwrap_or(0.0),
+            num(on, "allocations_per_message"),
             "pools off",
-            get(2).report.allocations_per_message.unwrap_or(0.0),
+            num(no_pools, "allocations_per_message"),
             0.3,
         ),
         (
             "resident memory with pools (document: -30%)",
             "MB",
             false,
-            on.report.rss_bytes.unwrap_or(0) as f64 / 1e6,
+            num(on, "rss_mb"),
             "pools off",
-            get(2).report.rss_bytes.unwrap_or(0) as f64 / 1e6,
+            num(no_pools, "rss_mb"),
             0.7,
         ),
         (
             "CPU per million messages with load-aware balancing (document: -31%)",
             "CPU s",
             false,
-            on.report.cpu_seconds_per_million.unwrap_or(0.0),
+            num(on, "cpu_s_per_million"),
             "load-aware placement and priorities off",
-            get(3).report.cpu_seconds_per_million.unwrap_or(0.0),
+            num(no_balancing, "cpu_s_per_million"),
             0.69,
         ),
     ];
@@ -259,15 +307,14 @@ fn swarm(_: &mut Criterion) {
     }
 
     // Compression: the same workload with the workers in a second system
-    // behind a TCP link, compression on and off.
+    // behind a TCP link, compression on and off (in this process: the
+    // figures here are bytes and rates, not memory).
+    let tcp_tasks = scale(200_000, 20_000) as u64;
     for (name, compression) in [
         ("over TCP, compression on", true),
         ("over TCP, compression off", false),
     ] {
-        let (o, raw, wire) = over_tcp(
-            Optimizations { compression, ..all },
-            scale(200_000, 20_000) as u64,
-        );
+        let (o, raw, wire) = over_tcp(Optimizations { compression, ..all }, tcp_tasks);
         println!(
             "swarm [{name}]: {:.0} msg/s, {raw} raw bytes -> {wire} wire bytes",
             o.messages_per_sec()
@@ -291,14 +338,16 @@ fn swarm(_: &mut Criterion) {
         }
     }
 
-    // Memory growth over a long run (10 M messages in the full run).
-    let long = run(all, scale(5_000_000, 500_000) as u64);
-    let growth = long.report.rss_growth_bytes.unwrap_or(0) as f64 / 1e6;
-    let samples = long.report.rss_samples.clone();
+    let long = run_isolated(LONG_RUN);
+    let samples: Vec<(f64, u64)> = serde_json::from_value(long["rss_samples"].clone()).unwrap();
+    let growth = num(&long, "rss_growth_mb");
     let settled = samples.get(samples.len() / 5).map_or(0, |s| s.1);
     let last = samples.last().map_or(0, |s| s.1);
     let drift = (last as f64 - settled as f64) / 1e6;
-    println!("swarm long run: {} messages, rss growth {growth:.1} MB since start, {drift:+.2} MB after warm-up", long.messages);
+    println!(
+        "swarm long run: {} messages, rss growth {growth:.1} MB since start, {drift:+.2} MB after warm-up",
+        num(&long, "messages")
+    );
     record(&Extra {
         component: "hive-core",
         case: "resident memory growth after warm-up over the long run",
@@ -310,19 +359,32 @@ fn swarm(_: &mut Criterion) {
         goal: 1.0,
     });
 
+    let table = rows[0]["report_table"].clone();
+    for r in &mut rows {
+        if let Some(r) = r.as_object_mut() {
+            r.remove("report_table");
+            r.remove("rss_samples");
+        }
+    }
     let out = json!({
         "tasks": tasks,
+        "tcp_tasks": tcp_tasks,
         "ablation": rows,
         "long_run": {
-            "messages": long.messages,
+            "messages": num(&long, "messages"),
             "rss_growth_mb": growth,
             "rss_drift_after_warmup_mb": drift,
             "rss_samples": samples,
         },
-        "report_table": on.report.to_string(),
+        "report_table": table,
     });
     let path = hive_benches::extra_path().with_file_name("swarm.json");
     std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+}
+
+/// A number field of a row (0 when absent).
+fn num(row: &serde_json::Value, key: &str) -> f64 {
+    row[key].as_f64().unwrap_or(0.0)
 }
 
 criterion_group! {

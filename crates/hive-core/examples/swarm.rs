@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     };
     println!(
         "running {tasks} tasks over {workers} worker agents ({} messages)...",
-        tasks * 2
+        tasks * 2 + 1
     );
     let outcome = workload.run(&system)?;
     println!(

@@ -47,9 +47,18 @@ impl AgentContext<'_> {
         self.id
     }
 
-    /// Sends `message` (waits while the recipient is full).
+    /// Sends `message`. While the recipient's mailbox is full this waits,
+    /// up to the system's send timeout (1 s by default, see
+    /// [`SwarmBuilder::agent_send_timeout`](crate::SwarmBuilder::agent_send_timeout)),
+    /// then hands the message back: two agents filling each other's
+    /// mailboxes cannot block their workers forever. A message to the agent
+    /// itself never waits (its own mailbox only drains when this run ends).
     pub fn send(&self, message: Message) -> Result<(), Rejected<Message>> {
-        self.sender.send(message)
+        if message.recipient.agent() == Some(self.id) {
+            return self.sender.try_send(message);
+        }
+        self.sender
+            .send_timeout(message, self.system.inner.send_timeout)
     }
 
     /// Sends `payload` to `to` as a `Data` message at `priority`.
@@ -86,12 +95,16 @@ impl AgentContext<'_> {
     }
 
     /// Runs `f` on the balancer at `priority`; the handle yields its result.
+    /// Waits for room in that class up to the system's send timeout, then
+    /// hands `f` back.
     pub fn submit<F, R>(&self, priority: Priority, f: F) -> Result<TaskHandle<R>, Rejected<F>>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.system.balancer().submit(priority, f)
+        self.system
+            .balancer()
+            .submit_timeout(priority, f, self.system.inner.send_timeout)
     }
 
     /// The object pools, when the system has them.
@@ -172,21 +185,35 @@ impl AgentRuntime {
 
     /// Queues a run on the balancer unless one is queued or running.
     pub(crate) fn schedule(self: &Arc<Self>) {
-        if self.scheduled.swap(true, Ordering::AcqRel) {
+        // SeqCst pairs with the fence in `run`: either this sees the run's
+        // `false`, or the run sees the mail that triggered this call.
+        if self.scheduled.swap(true, Ordering::SeqCst) {
             return;
         }
         let Some(system) = self.system.upgrade() else {
             return;
         };
+        // A continuation keeps its class one step lower each time, so a
+        // busy agent that once got urgent mail does not stay urgent.
         let continuing = Priority::from_index(usize::from(self.running_at.load(Ordering::Acquire)))
+            .and_then(|p| Priority::from_index(p.index().saturating_sub(1)))
             .unwrap_or(Priority::Low);
         let priority = self.priority.take().max(continuing);
         self.running_at.store(priority as u8, Ordering::Release);
         let me = self.clone();
-        // Runs go at the mail's priority, or higher when that class is full;
-        // with every class full the run waits for the system's next tick.
+        // Runs go at the mail's priority, or one class higher when that
+        // class is full (never into Critical unless the mail is Critical);
+        // otherwise the run waits for the system's next tick.
+        let ceiling = match priority {
+            Priority::Critical => Priority::Critical,
+            Priority::High | Priority::Normal => Priority::High,
+            Priority::Low => Priority::Normal,
+        };
         let mut run = Some(move || me.run());
-        for p in Priority::ALL.into_iter().filter(|p| *p >= priority) {
+        for p in Priority::ALL
+            .into_iter()
+            .filter(|p| *p >= priority && *p <= ceiling)
+        {
             let Some(f) = run.take() else { break };
             match system.balancer.try_spawn(p, f) {
                 Ok(()) => return,
@@ -206,6 +233,7 @@ impl AgentRuntime {
         };
         let facade = SwarmSystem::from_inner(system.clone());
         let mut handled = 0usize;
+        let mut closed = false;
         let more = {
             let mut mailbox = lock(&self.mailbox);
             mailbox.declare_busy();
@@ -217,6 +245,10 @@ impl AgentRuntime {
             };
             while handled < BUDGET {
                 match mailbox.try_recv() {
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
                     Ok(Some(message)) => {
                         system.record_latency(message.created_at);
                         // A panicking handler loses that message only; the
@@ -230,7 +262,7 @@ impl AgentRuntime {
                         }
                         handled += 1;
                     }
-                    Ok(None) | Err(_) => break,
+                    Ok(None) => break,
                 }
             }
             self.sender.flush();
@@ -242,8 +274,10 @@ impl AgentRuntime {
             self.running_at
                 .store(Priority::Low as u8, Ordering::Release);
         }
-        self.scheduled.store(false, Ordering::Release);
-        if more || lock(&self.mailbox).declare_idle() {
+        self.scheduled.store(false, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        // A closed, drained mailbox needs no more runs.
+        if more || (!closed && lock(&self.mailbox).declare_idle()) {
             self.schedule();
         }
     }

@@ -24,7 +24,11 @@ impl Drop for Monitor {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
-            let _ = t.join();
+            // The last handle to the system may be dropped on the monitor
+            // thread itself (during a tick): it then ends on its own.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 }

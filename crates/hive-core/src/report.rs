@@ -211,7 +211,7 @@ impl fmt::Display for SystemReport {
                 format!("{:.0} messages/s", self.messages_per_sec),
             ),
             (
-                "Task throughput",
+                "Balancer tasks (agent runs + submitted work)",
                 format!("{:.0} tasks/s", self.tasks_per_sec),
             ),
             (
@@ -243,7 +243,7 @@ impl fmt::Display for SystemReport {
             (
                 "Bandwidth saved by compression",
                 self.bandwidth_saved().map_or_else(
-                    || "n/a (no frame left the process)".into(),
+                    || "n/a (no frames recorded: needs a transport and the installed hive recorder)".into(),
                     |s| format!("{:.0}%", s * 100.0),
                 ),
             ),

@@ -79,6 +79,7 @@ pub struct SwarmBuilder {
     #[cfg(feature = "metrics")]
     install_recorder: bool,
     monitor_interval: Duration,
+    send_timeout: Duration,
     optimizations: Optimizations,
     allocations: Option<AllocationCounter>,
 }
@@ -98,6 +99,7 @@ impl Default for SwarmBuilder {
             #[cfg(feature = "metrics")]
             install_recorder: false,
             monitor_interval: Duration::from_millis(100),
+            send_timeout: Duration::from_secs(1),
             optimizations: Optimizations::default(),
             allocations: None,
         }
@@ -161,6 +163,13 @@ impl SwarmBuilder {
         self
     }
 
+    /// How long an agent's `send` or `submit` waits for room before it
+    /// hands the message or task back (1 s by default).
+    pub fn agent_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
     /// Turns optimizations on or off (for the ablation table).
     pub fn optimizations(mut self, optimizations: Optimizations) -> Self {
         self.optimizations = optimizations;
@@ -177,6 +186,12 @@ impl SwarmBuilder {
     /// Starts the system.
     pub fn build(self) -> HiveResult<SwarmSystem> {
         let opt = self.optimizations;
+        if self.monitor_interval.is_zero() {
+            return Err(hive_types::HiveError::Config {
+                field: "monitor_interval",
+                reason: "must be more than zero".into(),
+            });
+        }
         #[cfg(feature = "metrics")]
         if let (true, Some(r)) = (self.install_recorder, &self.recorder) {
             r.install()?;
@@ -228,6 +243,7 @@ impl SwarmBuilder {
             #[cfg(feature = "metrics")]
             recorder: self.recorder,
             optimizations: opt,
+            send_timeout: self.send_timeout,
             agents: Mutex::new(HashMap::new()),
             backlog: Mutex::new(Vec::new()),
             latency_us: AtomicHistogram::new(PRECISE),
@@ -253,6 +269,8 @@ pub(crate) struct SystemInner {
     #[cfg(feature = "metrics")]
     pub(crate) recorder: Option<hive_metrics::HiveRecorder>,
     pub(crate) optimizations: Optimizations,
+    /// How long an agent's send or submit waits for room.
+    pub(crate) send_timeout: Duration,
     pub(crate) agents: Mutex<HashMap<AgentId, Arc<AgentRuntime>>>,
     /// Agents whose run found every balancer class full; each at most once,
     /// so at most one entry per agent.
@@ -389,6 +407,8 @@ impl SwarmSystem {
         let deadline = Instant::now() + timeout;
         loop {
             self.inner.communicator.flush_all();
+            // The monitor may be stopped (shutdown): retry refused runs here.
+            self.inner.retry_backlog();
             let agents: Vec<Arc<AgentRuntime>> =
                 lock(&self.inner.agents).values().cloned().collect();
             if agents.iter().all(|a| a.is_quiet()) && self.inner.balancer.queued() == 0 {

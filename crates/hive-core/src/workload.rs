@@ -79,8 +79,54 @@ fn priority_of(i: u64) -> Priority {
 /// Set when the last result arrives.
 #[derive(Default)]
 struct Done {
-    finished: Mutex<bool>,
+    /// `Some(true)`: every result arrived; `Some(false)`: a send failed.
+    state: Mutex<Option<bool>>,
     wake: Condvar,
+}
+
+impl Done {
+    fn settle(&self, finished: bool) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.get_or_insert(finished);
+        self.wake.notify_all();
+    }
+
+    fn finish(&self) {
+        self.settle(true);
+    }
+
+    /// A task or result could not be sent: the run cannot complete.
+    fn fail(&self) {
+        self.settle(false);
+    }
+
+    /// Waits until the run settles, or `limit` passes.
+    fn wait(&self, limit: Duration, started: Instant) -> HiveResult<()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match *state {
+                Some(true) => return Ok(()),
+                Some(false) => {
+                    return Err(HiveError::Undeliverable {
+                        reason:
+                            "a task or its result could not be sent within the agents' send timeout",
+                    })
+                }
+                None => {}
+            }
+            let (guard, timeout) = self
+                .wake
+                .wait_timeout(state, limit)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = guard;
+            if timeout.timed_out() && state.is_none() {
+                return Err(HiveError::Timeout {
+                    what: "workload",
+                    after: started.elapsed(),
+                });
+            }
+        }
+    }
 }
 
 impl SwarmWorkload {
@@ -98,15 +144,24 @@ impl SwarmWorkload {
         workers_system: &SwarmSystem,
         reachable: impl Fn(AgentId) -> bool,
     ) -> HiveResult<WorkloadOutcome> {
-        if self.workers == 0 || self.payloads.is_empty() {
+        if self.workers == 0 || self.payloads.is_empty() || self.tasks == 0 {
             return Err(HiveError::Config {
                 field: "workload",
-                reason: "needs at least one worker and one payload".into(),
+                reason: "needs at least one worker, one payload and one task".into(),
             });
         }
         let workers: Vec<AgentId> = (0..self.workers).map(|_| AgentId::random()).collect();
+        let done = Arc::new(Done::default());
         for &w in &workers {
-            workers_system.spawn_agent_with_id(w, worker)?;
+            let d = done.clone();
+            workers_system.spawn_agent_with_id(
+                w,
+                move |m: Message, ctx: &mut AgentContext<'_>| {
+                    if !worker(m, ctx) {
+                        d.fail();
+                    }
+                },
+            )?;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while !workers.iter().all(|w| reachable(*w)) {
@@ -118,7 +173,6 @@ impl SwarmWorkload {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        let done = Arc::new(Done::default());
         let coordinator = AgentId::random();
         let (total, window, payloads) =
             (self.tasks, self.window.max(1) as u64, self.payloads.clone());
@@ -142,7 +196,9 @@ impl SwarmWorkload {
                         .priority(priority_of(i))
                         .payload(payload)
                         .build();
-                    let _ = ctx.send(task);
+                    if ctx.send(task).is_err() {
+                        d.fail();
+                    }
                 };
                 match m.kind {
                     MessageKind::Coordination => {
@@ -162,8 +218,7 @@ impl SwarmWorkload {
                             assign(m.sender, next, ctx);
                         }
                         if finished == total {
-                            *d.finished.lock().unwrap_or_else(PoisonError::into_inner) = true;
-                            d.wake.notify_all();
+                            d.finish();
                         }
                     }
                     _ => {}
@@ -176,21 +231,7 @@ impl SwarmWorkload {
                 .kind(MessageKind::Coordination)
                 .build(),
         )?;
-        let mut finished = done.finished.lock().unwrap_or_else(PoisonError::into_inner);
-        while !*finished {
-            let (guard, timeout) = done
-                .wake
-                .wait_timeout(finished, Duration::from_secs(120))
-                .unwrap_or_else(PoisonError::into_inner);
-            finished = guard;
-            if timeout.timed_out() && !*finished {
-                return Err(HiveError::Timeout {
-                    what: "workload",
-                    after: start.elapsed(),
-                });
-            }
-        }
-        drop(finished);
+        done.wait(Duration::from_secs(120), start)?;
         let elapsed = start.elapsed();
         let tasks_done = completed.load(Ordering::Relaxed);
         Ok(WorkloadOutcome {
@@ -207,7 +248,8 @@ impl SwarmWorkload {
 /// A worker: checksums the task payload (CPU work), writes a summary
 /// and a list of the agents involved into scratch objects (pooled when the
 /// system has pools), and reports the checksum.
-fn worker(m: Message, ctx: &mut AgentContext<'_>) {
+/// Returns whether the result was sent.
+fn worker(m: Message, ctx: &mut AgentContext<'_>) -> bool {
     let crc = crc32(&m.payload);
     summarise(ctx, &m, crc);
     let result = Message::builder(ctx.id(), m.sender)
@@ -216,7 +258,7 @@ fn worker(m: Message, ctx: &mut AgentContext<'_>) {
         .correlation_id(m.id)
         .payload(Bytes::copy_from_slice(&crc.to_le_bytes()))
         .build();
-    let _ = ctx.send(result);
+    ctx.send(result).is_ok()
 }
 
 #[cfg(feature = "mempool")]

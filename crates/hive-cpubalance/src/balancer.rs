@@ -57,7 +57,7 @@ impl Balancer {
     }
 
     /// Like [`spawn`](Self::spawn) but never waits: a full class queue hands
-    /// the closure back with [`HiveError::Full`].
+    /// the closure back with [`HiveError::Full`](hive_types::HiveError::Full).
     pub fn try_spawn<F>(&self, p: Priority, f: F) -> Result<(), Rejected<F>>
     where
         F: FnOnce() + Send + 'static,
@@ -75,7 +75,7 @@ impl Balancer {
     }
 
     /// Like [`submit`](Self::submit), waiting at most `timeout` for room
-    /// ([`HiveError::Timeout`] hands the closure back).
+    /// ([`HiveError::Timeout`](hive_types::HiveError::Timeout) hands the closure back).
     pub fn submit_timeout<F, R>(
         &self,
         p: Priority,
@@ -90,7 +90,7 @@ impl Balancer {
     }
 
     /// Like [`submit`](Self::submit) but never waits: a full class queue
-    /// hands the closure back with [`HiveError::Full`].
+    /// hands the closure back with [`HiveError::Full`](hive_types::HiveError::Full).
     pub fn try_submit<F, R>(&self, p: Priority, f: F) -> Result<TaskHandle<R>, Rejected<F>>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -189,7 +189,7 @@ impl Balancer {
     }
 
     /// Stops accepting work, resolves every queued task's handle as
-    /// [`HiveError::Cancelled`], waits for running tasks, stops the workers.
+    /// [`HiveError::Cancelled`](hive_types::HiveError::Cancelled), waits for running tasks, stops the workers.
     /// Returns how many tasks were cancelled.
     pub fn shutdown_now(&self) -> usize {
         self.shared.advance(RunState::Stopping);

@@ -49,7 +49,7 @@
 //! crate README for measured ratios.
 //!
 //! [`SwarmMemoryPools`] bundles the document's three pools. A `Pool<T>`
-//! implements the [`Recycle`](hive_types::Recycle) seam, so messaging can
+//! implements the [`Recycle`] seam, so messaging can
 //! draw its buffers from it.
 //!
 //! Feature `metrics` (default): `maintain()` publishes the statistics

@@ -41,7 +41,10 @@ pub(crate) struct LongRun {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct SwarmRun {
+    /// Tasks of each in-process configuration.
     pub tasks: u64,
+    /// Tasks of the two TCP configurations.
+    pub tcp_tasks: u64,
     pub ablation: Vec<AblationRow>,
     pub long_run: LongRun,
     /// hive-core's `SystemReport` table of the all-on run.

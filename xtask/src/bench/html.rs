@@ -8,7 +8,7 @@ use super::ablation::SwarmRun;
 use super::collect::Entry;
 use super::history::Report;
 use super::machine::Machine;
-use super::markdown::{ablation_cells, components, entry_cells, HOW_TO_READ};
+use super::markdown::{ablation_cells, ablation_intro, components, entry_cells, HOW_TO_READ};
 use super::summary;
 use super::svg::{self, escape, Series};
 
@@ -91,10 +91,8 @@ pub(crate) fn render(
 
 fn swarm_sections(run: &SwarmRun) -> String {
     let mut h = format!(
-        "<h2>What each optimization buys</h2><p>The same end-to-end run ({} tasks, two messages \
-         each) with every optimization on, then each turned off in turn; the TCP rows put the \
-         workers in a second system behind a loopback link.</p>",
-        run.tasks
+        "<h2>What each optimization buys</h2><p>{}</p>",
+        escape(&ablation_intro(run))
     );
     let (header, rows) = ablation_cells(run);
     h.push_str(&table(&header, &rows, None));

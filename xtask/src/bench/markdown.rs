@@ -103,6 +103,16 @@ pub(crate) fn entry_cells(e: &Entry) -> Vec<String> {
     ]
 }
 
+/// What the ablation table is, for both reports.
+pub(crate) fn ablation_intro(run: &SwarmRun) -> String {
+    format!(
+        "The same end-to-end run ({} tasks, two messages each) with every optimization on, then \
+         each turned off in turn, each configuration in a fresh process (so resident memory is its \
+         own). The TCP rows ({} tasks) put the workers in a second system behind a loopback link.",
+        run.tasks, run.tcp_tasks
+    )
+}
+
 /// The ablation rows' cells, with the header.
 pub(crate) fn ablation_cells(run: &SwarmRun) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let header = vec![
@@ -144,10 +154,8 @@ fn ablation(run: &SwarmRun) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "\n## What each optimization buys\n\nThe same end-to-end run ({} tasks, two messages each) \
-         with every optimization on, then each turned off in turn; the TCP rows put the workers in \
-         a second system behind a loopback link.\n",
-        run.tasks
+        "\n## What each optimization buys\n\n{}\n",
+        ablation_intro(run)
     );
     let (header, rows) = ablation_cells(run);
     md.push_str(&summary::table(&header, &rows));

@@ -203,10 +203,12 @@ fn print_summary(entries: &[Entry], out: &Path) {
 }
 
 /// The run's ratios as a hive-metrics baseline, keyed by comparison.
+/// Ratios at or below zero (a memory drift that came out negative) are left
+/// out: a relative threshold means nothing for them.
 fn baseline_of(name: &str, entries: &[Entry]) -> Baseline {
     let mut baseline = Baseline::new(name);
     for e in entries {
-        if let Some(ratio) = e.ratio {
+        if let Some(ratio) = e.ratio.filter(|r| *r > 0.0) {
             baseline.insert(e.key(), ratio, e.higher_is_better, "ratio");
         }
     }

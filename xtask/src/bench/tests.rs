@@ -155,6 +155,13 @@ fn a_baseline_catches_a_regressed_ratio_and_passes_an_unchanged_run() {
         .to_string();
     assert!(err.contains("regressed against baseline `main`"), "{err}");
 
+    let mut drift = before[0].clone();
+    (drift.case, drift.hive, drift.ratio) = ("drift".into(), -0.2, Some(-0.2));
+    assert!(
+        baseline_of("x", &[drift]).entries.is_empty(),
+        "a negative ratio is not guarded"
+    );
+
     let err = format!(
         "{:#}",
         compare_with_baseline(&baselines, "nope", &after).unwrap_err()

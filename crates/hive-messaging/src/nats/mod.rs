@@ -1,6 +1,6 @@
 //! NATS transport (feature `nats`): swarms that span machines.
 //!
-//! A [`NatsTransport`] joins the local [`Communicator`](crate::Communicator)
+//! A [`NatsTransport`] joins the local [`Communicator`]
 //! to a NATS server or cluster. Every process subscribes to the subjects of
 //! the agents it hosts; a message to an agent that is not in this process
 //! goes to that agent's subject. No registry is needed: NATS routes by

@@ -1,6 +1,6 @@
 //! TCP transport between processes (feature `tcp`, tokio).
 //!
-//! A [`TcpLink`] joins the local [`Communicator`](crate::Communicator) to one
+//! A [`TcpLink`] joins the local [`Communicator`] to one
 //! in another process. Each side announces the agents it hosts; the other
 //! side routes them to the link, so `sender.send(message)` to a remote agent
 //! works exactly like a local send (same batching, same backpressure, same

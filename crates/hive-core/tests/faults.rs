@@ -1,0 +1,141 @@
+//! Hazards of agents on a shared balancer: full mailboxes, cycles, a
+//! closed communicator, bad configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hive_core::cpubalance::BalancerConfig;
+use hive_core::messaging::CommunicatorConfig;
+use hive_core::workload::SwarmWorkload;
+use hive_core::{AgentContext, AgentId, HiveError, Message, SwarmSystem};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn one_worker(mailbox_capacity: usize) -> SwarmSystem {
+    SwarmSystem::builder()
+        .balancer(BalancerConfig::default().workers(1, 1))
+        .communicator(CommunicatorConfig::default().mailbox_capacity(mailbox_capacity))
+        .agent_send_timeout(Duration::from_millis(20))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn an_agent_sending_to_itself_with_a_full_mailbox_is_refused_not_stuck() {
+    let sys = one_worker(4);
+    let refused = Arc::new(AtomicU64::new(0));
+    let r = refused.clone();
+    let me = AgentId::random();
+    sys.spawn_agent_with_id(me, move |m: Message, ctx: &mut AgentContext<'_>| {
+        if m.payload.as_ref() == b"start" {
+            for _ in 0..100 {
+                if ctx.send(Message::new(me, me, &b"echo"[..])).is_err() {
+                    r.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    })
+    .unwrap();
+    sys.sender()
+        .send(Message::new(AgentId::nil(), me, &b"start"[..]))
+        .unwrap();
+    sys.sender().flush();
+    assert!(sys.quiesce(WAIT), "the agent finished its run");
+    let refused = refused.load(Ordering::Relaxed);
+    assert!(
+        refused > 0 && refused < 100,
+        "some fit, the rest came back: {refused}"
+    );
+    let accepted = 100 - refused;
+    assert_eq!(
+        sys.handled(),
+        1 + accepted,
+        "every accepted echo was handled"
+    );
+}
+
+#[test]
+fn two_agents_filling_each_others_mailboxes_do_not_deadlock() {
+    let sys = one_worker(4);
+    let refused = Arc::new(AtomicU64::new(0));
+    let (a, b) = (AgentId::random(), AgentId::random());
+    for (me, other) in [(a, b), (b, a)] {
+        let r = refused.clone();
+        sys.spawn_agent_with_id(me, move |m: Message, ctx: &mut AgentContext<'_>| {
+            // Each message starts a burst to the other agent.
+            if m.payload.len() < 3 {
+                for _ in 0..20 {
+                    let next = Message::new(me, other, vec![0u8; m.payload.len() + 1]);
+                    if ctx.send(next).is_err() {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+        .unwrap();
+    }
+    sys.sender()
+        .send(Message::new(AgentId::nil(), a, Vec::new()))
+        .unwrap();
+    sys.sender().flush();
+    assert!(sys.quiesce(WAIT), "the cycle ended");
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "full mailboxes handed messages back"
+    );
+    assert_eq!(sys.shutdown(WAIT).undelivered, 0);
+}
+
+#[test]
+fn agents_stop_running_once_the_communicator_is_closed_and_drained() {
+    let sys = SwarmSystem::builder()
+        .communicator(CommunicatorConfig::default().linger(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let agent = sys
+        .spawn_agent(|_: Message, _: &mut AgentContext<'_>| {})
+        .unwrap();
+    let sender = sys.sender();
+    sender
+        .send(Message::new(AgentId::nil(), agent, &b"held"[..]))
+        .unwrap();
+    sys.communicator().close(); // delivers the held batch, then closes
+    assert!(sys.quiesce(WAIT));
+    assert_eq!(sys.handled(), 1);
+    let runs = sys.balancer().stats().completed();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        sys.balancer().stats().completed(),
+        runs,
+        "a closed, empty mailbox schedules no more runs"
+    );
+}
+
+#[test]
+fn bad_settings_are_typed_errors() {
+    let zero_tick = SwarmSystem::builder()
+        .monitor_interval(Duration::ZERO)
+        .build();
+    assert!(matches!(
+        zero_tick,
+        Err(HiveError::Config {
+            field: "monitor_interval",
+            ..
+        })
+    ));
+
+    let sys = SwarmSystem::builder().build().unwrap();
+    let no_tasks = SwarmWorkload {
+        tasks: 0,
+        ..SwarmWorkload::default()
+    };
+    assert!(matches!(
+        no_tasks.run(&sys),
+        Err(HiveError::Config {
+            field: "workload",
+            ..
+        })
+    ));
+}
