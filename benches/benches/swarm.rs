@@ -371,7 +371,7 @@ fn swarm(_: &mut Criterion) {
         "tcp_tasks": tcp_tasks,
         "ablation": rows,
         "long_run": {
-            "messages": num(&long, "messages"),
+            "messages": long["messages"].as_u64(),
             "rss_growth_mb": growth,
             "rss_drift_after_warmup_mb": drift,
             "rss_samples": samples,

@@ -8,7 +8,9 @@ use super::ablation::SwarmRun;
 use super::collect::Entry;
 use super::history::Report;
 use super::machine::Machine;
-use super::markdown::{ablation_cells, ablation_intro, components, entry_cells, HOW_TO_READ};
+use super::markdown::{
+    ablation_cells, ablation_intro, components, entry_cells, ENTRY_HEADER, HOW_TO_READ,
+};
 use super::summary;
 use super::svg::{self, escape, Series};
 
@@ -47,11 +49,7 @@ pub(crate) fn render(
     );
     h.push_str("<h2>The document's table, measured</h2>");
     let rows: Vec<Vec<String>> = summary::lines(entries).into_iter().map(Vec::from).collect();
-    h.push_str(&table(
-        &["Metric", "Document", "Measured", "Goal", "Met"],
-        &rows,
-        None,
-    ));
+    h.push_str(&table(&summary::HEADER, &rows, None));
 
     h.push_str("<h2>hive beside each anchor</h2><p class=\"muted\">Top bar: hive (green: goal met, red: missed, blue: no goal). Bottom bar: the anchor.</p>");
     for component in components(entries) {
@@ -65,20 +63,7 @@ pub(crate) fn render(
             .iter()
             .map(|e| svg::pair(e.hive, e.anchor_value, e.met()))
             .collect();
-        h.push_str(&table(
-            &[
-                "Case",
-                "Unit",
-                "hive",
-                "Anchor",
-                "Anchor value",
-                "Ratio",
-                "Goal",
-                "Met",
-            ],
-            &rows,
-            Some(&charts),
-        ));
+        h.push_str(&table(&ENTRY_HEADER, &rows, Some(&charts)));
     }
 
     if let Some(run) = swarm {

@@ -42,10 +42,7 @@ pub(crate) fn render(machine: &Machine, entries: &[Entry], swarm: Option<&SwarmR
 
     let _ = writeln!(md, "## The document's table, measured\n");
     let rows: Vec<Vec<String>> = summary::lines(entries).into_iter().map(Vec::from).collect();
-    md.push_str(&summary::table(
-        &["Metric", "Document", "Measured", "Goal", "Met"],
-        &rows,
-    ));
+    md.push_str(&summary::table(&summary::HEADER, &rows));
 
     for component in components(entries) {
         let _ = writeln!(md, "\n## {component}\n");
@@ -54,19 +51,7 @@ pub(crate) fn render(machine: &Machine, entries: &[Entry], swarm: Option<&SwarmR
             .filter(|e| e.component == component)
             .map(entry_cells)
             .collect();
-        md.push_str(&summary::table(
-            &[
-                "Case",
-                "Unit",
-                "hive",
-                "Anchor",
-                "Anchor value",
-                "Ratio",
-                "Goal",
-                "Met",
-            ],
-            &rows,
-        ));
+        md.push_str(&summary::table(&ENTRY_HEADER, &rows));
     }
 
     if let Some(run) = swarm {
@@ -85,6 +70,18 @@ pub(crate) fn components(entries: &[Entry]) -> Vec<&str> {
     }
     out
 }
+
+/// The columns of [`entry_cells`].
+pub(crate) const ENTRY_HEADER: [&str; 8] = [
+    "Case",
+    "Unit",
+    "hive",
+    "Anchor",
+    "Anchor value",
+    "Ratio",
+    "Goal",
+    "Met",
+];
 
 /// The cells of one entry: case, unit, hive, anchor, value, ratio, goal, met.
 pub(crate) fn entry_cells(e: &Entry) -> Vec<String> {

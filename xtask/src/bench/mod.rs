@@ -163,10 +163,7 @@ fn report_json(machine: &Machine, entries: &[Entry]) -> Result<String> {
 fn print_summary(entries: &[Entry], out: &Path) {
     println!("\nThe document's table, measured (median of this run):\n");
     let rows: Vec<Vec<String>> = summary::lines(entries).into_iter().map(Vec::from).collect();
-    print!(
-        "{}",
-        summary::table(&["Metric", "Document", "Measured", "Goal", "Met"], &rows)
-    );
+    print!("{}", summary::table(&summary::HEADER, &rows));
     println!("\nEvery comparison (ratio = hive / anchor, same run):\n");
     let rows: Vec<Vec<String>> = entries
         .iter()
@@ -179,17 +176,7 @@ fn print_summary(entries: &[Entry], out: &Path) {
     print!(
         "{}",
         summary::table(
-            &[
-                "Component",
-                "Case",
-                "Unit",
-                "hive",
-                "Anchor",
-                "Anchor value",
-                "Ratio",
-                "Goal",
-                "Met"
-            ],
+            &[&["Component"][..], &markdown::ENTRY_HEADER[..]].concat(),
             &rows
         )
     );

@@ -103,6 +103,9 @@ const fn row(metric: &'static str, document: &'static str, case: &'static str, s
     }
 }
 
+/// The columns of a rendered row.
+pub(crate) const HEADER: [&str; 5] = ["Metric", "Document", "Measured", "Goal", "Met"];
+
 /// A rendered row: metric, document, measured, goal, met.
 pub(crate) type Line = [String; 5];
 
