@@ -3,9 +3,12 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -59,6 +62,31 @@ fn cargo(root: &Path, quick: bool) -> Command {
     cmd
 }
 
+/// Longest one benchmark target may run before it is killed: a hung bench
+/// must not hang CI.
+fn time_limit(quick: bool) -> Duration {
+    Duration::from_secs(if quick { 10 * 60 } else { 60 * 60 })
+}
+
+/// Kills process group `group` unless `done` is set within `limit`.
+fn watchdog(group: u32, limit: Duration, done: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if done.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !done.load(Ordering::Acquire) {
+            eprintln!("benchmark over its {} s limit: killing it", limit.as_secs());
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .status();
+        }
+    });
+}
+
 fn run_one(root: &Path, out: &Path, bench: &str, quick: bool) -> Result<()> {
     let log_path = out.join("logs").join(format!("{bench}.log"));
     let mut log = File::create(&log_path)?;
@@ -66,8 +94,13 @@ fn run_one(root: &Path, out: &Path, bench: &str, quick: bool) -> Result<()> {
         .args(["bench", "-q", "-p", "hive-benches", "--bench", bench])
         .stdout(Stdio::piped())
         .stderr(log.try_clone()?)
+        // Its own process group, so the watchdog can stop cargo and the
+        // bench binary together.
+        .process_group(0)
         .spawn()
         .context("running cargo bench")?;
+    let done = Arc::new(AtomicBool::new(false));
+    watchdog(child.id(), time_limit(quick), done.clone());
     let stdout = child.stdout.take().context("no stdout from cargo bench")?;
     let mut pending: Option<String> = None;
     for line in BufReader::new(stdout).lines() {
@@ -78,6 +111,7 @@ fn run_one(root: &Path, out: &Path, bench: &str, quick: bool) -> Result<()> {
         }
     }
     let status = child.wait()?;
+    done.store(true, Ordering::Release);
     if !status.success() {
         bail!(
             "benchmark `{bench}` failed ({status}); see {}",
@@ -165,6 +199,28 @@ mod tests {
         );
         assert_eq!(out[4], None);
         assert_eq!(out[5].as_deref(), Some("swarm [all on]: 2240000 msg/s"));
+    }
+
+    #[test]
+    fn the_watchdog_kills_a_hung_process_group_and_spares_a_finished_one() {
+        // A parent and a grandchild that both hang, as cargo and a bench do.
+        let mut hung = Command::new("sh")
+            .args(["-c", "sleep 600 & sleep 600"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        watchdog(
+            hung.id(),
+            Duration::from_millis(100),
+            Arc::new(AtomicBool::new(false)),
+        );
+        assert!(!hung.wait().unwrap().success(), "killed");
+
+        let mut quick = Command::new("true").process_group(0).spawn().unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        watchdog(quick.id(), Duration::from_secs(600), done.clone());
+        assert!(quick.wait().unwrap().success());
+        done.store(true, Ordering::Release);
     }
 
     #[test]
