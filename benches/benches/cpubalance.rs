@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use hive_benches::alloc::{live_bytes, CountingAlloc};
 use hive_benches::{record, scale, Extra};
 use hive_cpubalance::{Balancer, BalancerConfig};
@@ -70,6 +71,15 @@ fn run_noops(iters: u64, spawn: impl Fn(Box<dyn FnOnce() + Send>)) -> Duration {
     start.elapsed()
 }
 
+/// rayon's `spawn` of no-op tasks: the anchor of both no-op groups (rayon
+/// has no join handles).
+fn rayon_noops(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let pool = rayon_pool();
+    group.bench_function("rayon_spawn", |bench| {
+        bench.iter_custom(|iters| run_noops(iters, |f| pool.spawn(f)))
+    });
+}
+
 /// Each executor lives only while its own case runs: idle pool threads
 /// (rayon's spin before they sleep) would otherwise steal the 2 cores from
 /// the case being measured.
@@ -82,12 +92,7 @@ fn noop_throughput(c: &mut Criterion) {
             bench.iter_custom(|iters| run_noops(iters, |f| b.spawn(Priority::Normal, f).unwrap()))
         });
     }
-    {
-        let pool = rayon_pool();
-        group.bench_function("rayon_spawn", |bench| {
-            bench.iter_custom(|iters| run_noops(iters, |f| pool.spawn(f)))
-        });
-    }
+    rayon_noops(&mut group);
     {
         let rt = tokio_rt();
         group.bench_function("tokio_spawn", |bench| {
@@ -127,12 +132,7 @@ fn noop_throughput(c: &mut Criterion) {
             })
         });
     }
-    {
-        let pool = rayon_pool();
-        group.bench_function("rayon_spawn", |bench| {
-            bench.iter_custom(|iters| run_noops(iters, |f| pool.spawn(f)))
-        });
-    }
+    rayon_noops(&mut group);
     {
         let rt = tokio_rt();
         group.bench_function("tokio_spawn", |bench| {
