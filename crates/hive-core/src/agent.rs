@@ -2,15 +2,15 @@
 //! time, at the priority of its mail.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use hive_cpubalance::TaskHandle;
 use hive_messaging::{Mailbox, PendingPriority, Sender};
 use hive_types::{AgentId, HiveResult, Message, Priority, Recipient, Rejected, Timestamp};
 
-use crate::system::{SwarmSystem, SystemInner};
+use crate::system::{lock, SwarmSystem, SystemInner};
 
 /// Messages an agent handles per run before it yields its worker.
 const BUDGET: usize = 256;
@@ -127,10 +127,6 @@ impl fmt::Debug for AgentContext<'_> {
     }
 }
 
-fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// An agent's state: mailbox, handler, its own sender (order per agent).
 pub(crate) struct AgentRuntime {
     pub(crate) id: AgentId,
@@ -140,11 +136,10 @@ pub(crate) struct AgentRuntime {
     sender: Sender,
     /// Set while a run is queued or running: at most one at a time.
     scheduled: AtomicBool,
-    /// Priority of the current run (a continuation keeps it).
-    running_at: std::sync::atomic::AtomicU8,
+    /// Priority of the current run (a continuation steps one class down).
+    running_at: AtomicU8,
     /// Set while the agent waits in the system's backlog: it is there once.
     pub(crate) in_backlog: AtomicBool,
-    pub(crate) handled: AtomicU64,
     system: Weak<SystemInner>,
 }
 
@@ -170,9 +165,8 @@ impl AgentRuntime {
                 agent: Mutex::new(agent),
                 sender: system.communicator.sender(),
                 scheduled: AtomicBool::new(false),
-                running_at: std::sync::atomic::AtomicU8::new(Priority::Low as u8),
+                running_at: AtomicU8::new(Priority::Low as u8),
                 in_backlog: AtomicBool::new(false),
-                handled: AtomicU64::new(0),
                 system: Arc::downgrade(system),
             }
         });
@@ -268,7 +262,6 @@ impl AgentRuntime {
             self.sender.flush();
             handled == BUDGET
         };
-        self.handled.fetch_add(handled as u64, Ordering::Relaxed);
         system.count_handled(handled);
         if !more {
             self.running_at

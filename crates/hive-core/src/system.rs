@@ -187,10 +187,10 @@ impl SwarmBuilder {
     pub fn build(self) -> HiveResult<SwarmSystem> {
         let opt = self.optimizations;
         if self.monitor_interval.is_zero() {
-            return Err(hive_types::HiveError::Config {
-                field: "monitor_interval",
-                reason: "must be more than zero".into(),
-            });
+            return Err(hive_types::HiveError::config(
+                "monitor_interval",
+                "must be more than zero",
+            ));
         }
         #[cfg(feature = "metrics")]
         if let (true, Some(r)) = (self.install_recorder, &self.recorder) {

@@ -145,10 +145,10 @@ impl SwarmWorkload {
         reachable: impl Fn(AgentId) -> bool,
     ) -> HiveResult<WorkloadOutcome> {
         if self.workers == 0 || self.payloads.is_empty() || self.tasks == 0 {
-            return Err(HiveError::Config {
-                field: "workload",
-                reason: "needs at least one worker, one payload and one task".into(),
-            });
+            return Err(HiveError::config(
+                "workload",
+                "needs at least one worker, one payload and one task",
+            ));
         }
         let workers: Vec<AgentId> = (0..self.workers).map(|_| AgentId::random()).collect();
         let done = Arc::new(Done::default());

@@ -99,43 +99,40 @@ impl BalancerConfig {
 
     /// Checks the values; the error names the field and the accepted range.
     pub fn validate(&self) -> HiveResult<()> {
-        let fail = |field, reason: &str| {
-            Err(HiveError::Config {
-                field,
-                reason: reason.into(),
-            })
-        };
         if self.min_workers == 0 {
-            return fail("min_workers", "must be at least 1");
+            return Err(HiveError::config("min_workers", "must be at least 1"));
         }
         if self.max_workers < self.min_workers {
-            return fail("max_workers", "must be >= min_workers");
+            return Err(HiveError::config("max_workers", "must be >= min_workers"));
         }
         if self.max_workers > 4096 {
-            return fail("max_workers", "must be at most 4096");
+            return Err(HiveError::config("max_workers", "must be at most 4096"));
         }
         if self.queue_capacity.contains(&0) {
-            return fail(
+            return Err(HiveError::config(
                 "queue_capacity",
                 "every class needs room for at least 1 task",
-            );
+            ));
         }
         if self.weights.contains(&0) {
-            return fail("weights", "every class needs a share of at least 1");
+            return Err(HiveError::config(
+                "weights",
+                "every class needs a share of at least 1",
+            ));
         }
         if !(0.0 < self.scale_down_busy && self.scale_down_busy < self.scale_up_busy)
             || self.scale_up_busy > 1.0
         {
-            return fail(
+            return Err(HiveError::config(
                 "scale_up_busy",
                 "need 0 < scale_down_busy < scale_up_busy <= 1 (a gap stops flapping)",
-            );
+            ));
         }
         if self.monitor_interval.is_some_and(|i| i.is_zero()) {
-            return fail(
+            return Err(HiveError::config(
                 "monitor_interval",
                 "must be above zero (or None for no monitor)",
-            );
+            ));
         }
         Ok(())
     }

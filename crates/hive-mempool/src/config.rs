@@ -119,38 +119,41 @@ impl PoolConfig {
 
     /// Checks the values; the error names the field and the accepted range.
     pub fn validate(&self) -> HiveResult<()> {
-        let fail = |field, reason: &str| {
-            Err(HiveError::Config {
-                field,
-                reason: reason.to_string(),
-            })
-        };
         if self.min_idle > self.max_idle {
-            return fail("min_idle", "must be <= max_idle");
+            return Err(HiveError::config("min_idle", "must be <= max_idle"));
         }
         if self.prefill > self.max_idle {
-            return fail("prefill", "must be <= max_idle");
+            return Err(HiveError::config("prefill", "must be <= max_idle"));
         }
         if self.max_idle > isize::MAX as usize / 2 {
-            return fail("max_idle", "must be below isize::MAX / 2");
+            return Err(HiveError::config(
+                "max_idle",
+                "must be below isize::MAX / 2",
+            ));
         }
         if !(0.0..=1.0).contains(&self.shrink_below)
             || !(0.0..=1.0).contains(&self.grow_above)
             || self.shrink_below >= self.grow_above
         {
-            return fail(
+            return Err(HiveError::config(
                 "grow_above",
                 "thresholds must satisfy 0 <= shrink_below < grow_above <= 1",
-            );
+            ));
         }
         if !(self.grow_factor > 1.0 && self.grow_factor.is_finite()) {
-            return fail("grow_factor", "must be a finite number > 1 (1.25 = +25%)");
+            return Err(HiveError::config(
+                "grow_factor",
+                "must be a finite number > 1 (1.25 = +25%)",
+            ));
         }
         if !(self.shrink_factor > 0.0 && self.shrink_factor < 1.0) {
-            return fail("shrink_factor", "must be in (0, 1) (0.88 = -12%)");
+            return Err(HiveError::config(
+                "shrink_factor",
+                "must be in (0, 1) (0.88 = -12%)",
+            ));
         }
         if self.window == 0 {
-            return fail("window", "must be at least 1 sample");
+            return Err(HiveError::config("window", "must be at least 1 sample"));
         }
         Ok(())
     }

@@ -75,23 +75,26 @@ impl CommunicatorConfig {
 
     /// Checks the values; the error names the field and the accepted range.
     pub fn validate(&self) -> HiveResult<()> {
-        let fail = |field, reason: &str| {
-            Err(HiveError::Config {
-                field,
-                reason: reason.into(),
-            })
-        };
         if self.max_messages == 0 {
-            return fail("max_messages", "must be at least 1 (1 disables batching)");
+            return Err(HiveError::config(
+                "max_messages",
+                "must be at least 1 (1 disables batching)",
+            ));
         }
         if self.max_bytes == 0 {
-            return fail("max_bytes", "must be at least 1 byte");
+            return Err(HiveError::config("max_bytes", "must be at least 1 byte"));
         }
         if self.mailbox_capacity == 0 {
-            return fail("mailbox_capacity", "must be at least 1 message");
+            return Err(HiveError::config(
+                "mailbox_capacity",
+                "must be at least 1 message",
+            ));
         }
         if self.linger > Duration::from_secs(3600) {
-            return fail("linger", "must be at most one hour (10 ms is typical)");
+            return Err(HiveError::config(
+                "linger",
+                "must be at most one hour (10 ms is typical)",
+            ));
         }
         Ok(())
     }

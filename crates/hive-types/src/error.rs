@@ -103,6 +103,20 @@ pub enum HiveError {
 }
 
 impl HiveError {
+    /// A [`HiveError::Config`] for `field`, saying why and what is accepted.
+    ///
+    /// ```
+    /// use hive_types::HiveError;
+    /// let e = HiveError::config("workers", "must be at least 1");
+    /// assert_eq!(e.to_string(), "invalid configuration `workers`: must be at least 1");
+    /// ```
+    pub fn config(field: &'static str, reason: impl Into<String>) -> Self {
+        HiveError::Config {
+            field,
+            reason: reason.into(),
+        }
+    }
+
     /// Whether retrying the same operation later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, HiveError::Full { .. } | HiveError::Timeout { .. })
