@@ -16,8 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use hive_benches::alloc::{allocations, CountingAlloc};
+use hive_benches::workload::{SwarmWorkload, WorkloadOutcome};
 use hive_benches::{corpus, record, scale, Extra};
-use hive_core::workload::{SwarmWorkload, WorkloadOutcome};
 use hive_core::{Optimizations, SwarmSystem};
 use serde_json::json;
 

@@ -15,6 +15,7 @@
 
 pub mod alloc;
 pub mod corpus;
+pub mod workload;
 
 use std::io::Write;
 use std::path::PathBuf;

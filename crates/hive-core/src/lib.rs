@@ -1,62 +1,97 @@
 //! # hive-core
 //!
-//! The hive facade: [`SwarmSystem`] (the document's `OptimizedSwarmSystem`)
-//! wires a communicator, object pools, a CPU balancer and a metrics recorder
-//! together and runs agents on them. Each component crate is re-exported as
-//! a module (`hive_core::messaging`, `::mempool`, `::cpubalance`,
-//! `::metrics`), so one dependency gives the whole system.
+//! An agent runtime for swarms of LLM-calling agents, and the facade that
+//! wires hive's components together: [`SwarmSystem`] runs agents on a
+//! communicator (batching, priority mailboxes, request/reply), object
+//! pools, a priority-aware CPU balancer and a metrics recorder. Each
+//! component crate is re-exported as a module (`hive_core::messaging`,
+//! `::mempool`, `::cpubalance`, `::metrics`).
 //!
-//! An agent is a handler. It handles one message at a time, in order; agents
-//! run in parallel on the balancer, each run at the priority of its mail.
+//! - **Async agents** ([`Agent`]) run as tasks on a tokio runtime (the
+//!   system's own, or yours), so an agent awaiting an LLM or HTTP call holds
+//!   no thread; CPU-heavy steps go to the balancer at a priority with
+//!   [`Context::spawn_cpu`]. **Sync agents** ([`SyncAgent`], or any
+//!   closure) run on the balancer.
+//! - Each agent handles one message at a time, most urgent first
+//!   (`Critical`, `High`, `Normal`, `Low`, with aging), in order within a
+//!   priority; agents run concurrently. Expired messages (TTL) are not
+//!   handled but reported.
+//! - **Request/reply**: [`Context::ask`], [`SwarmSystem::ask`] (blocking
+//!   and async) with a deadline; late replies are counted and dropped.
+//! - **Lifecycle**: spawn any time, [`stop`](SwarmSystem::stop) one agent
+//!   (draining or cancelling its mail), names ([`SwarmSystem::lookup`]),
+//!   restart on panic ([`RestartPolicy`], [`Backoff`]) with an escalation
+//!   event, a watchdog for handlers that run too long, lifecycle messages
+//!   for subscribers.
+//! - **Bounded and honest**: mailboxes, the directory, metric cardinality
+//!   and the store of undelivered messages are bounded; every accepted
+//!   message ends handled, replied, forwarded, or counted undelivered with
+//!   its reason ([`ShutdownReport`]).
 //!
 //! ```
-//! use std::sync::atomic::{AtomicU64, Ordering};
-//! use std::sync::Arc;
 //! use std::time::Duration;
-//! use hive_core::{Message, SwarmSystem};
+//! use hive_core::{Agent, Context, Message, Priority, SwarmSystem};
+//!
+//! /// Answers each question after "calling a model" (a timer here).
+//! struct Analyst;
+//!
+//! impl Agent for Analyst {
+//!     async fn handle(&mut self, question: Message, ctx: &mut Context) {
+//!         tokio::time::sleep(Duration::from_millis(5)).await; // the LLM call
+//!         let text = question.payload.clone();
+//!         // CPU-heavy scoring runs on the balancer, not on this task's thread.
+//!         let score = ctx
+//!             .spawn_cpu(Priority::High, move || text.iter().map(|b| *b as u64).sum::<u64>())
+//!             .await
+//!             .unwrap_or(0);
+//!         let _ = ctx.reply(&question, score.to_string()).await;
+//!     }
+//! }
 //!
 //! let system = SwarmSystem::builder().build()?;
-//! let total = Arc::new(AtomicU64::new(0));
-//! let seen = total.clone();
-//! let adder = system.spawn_agent(move |m: Message, _ctx: &mut hive_core::AgentContext<'_>| {
-//!     seen.fetch_add(u64::from(m.payload[0]), Ordering::Relaxed);
-//! })?;
-//! let doubler = system.spawn_agent(move |m: Message, ctx: &mut hive_core::AgentContext<'_>| {
-//!     ctx.send(Message::new(ctx.id(), adder, vec![m.payload[0] * 2])).unwrap();
-//! })?;
-//! let outside = system.sender();
-//! for i in 1..=10u8 {
-//!     outside.send(Message::new(hive_core::AgentId::nil(), doubler, vec![i]))?;
-//! }
-//! outside.flush();
-//! assert!(system.quiesce(Duration::from_secs(10)));
-//! assert_eq!(total.load(Ordering::Relaxed), 110);
-//! let report = system.report();
-//! assert_eq!(report.messages_handled, 20);
-//! let shutdown = system.shutdown(Duration::from_secs(5));
-//! assert_eq!(shutdown.undelivered, 0);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! let analyst = system.agent().name("analyst").spawn(Analyst)?;
+//! let answer = system.ask(analyst.id(), "ab", Duration::from_secs(5))?;
+//! assert_eq!(answer.payload.as_ref(), b"195"); // 97 + 98
+//! let report = system.shutdown(Duration::from_secs(5));
+//! assert_eq!(report.accepted, report.handled + report.replies + report.undelivered);
+//! # Ok::<(), hive_core::HiveError>(())
 //! ```
 //!
-//! [`SystemReport`] is the document's table, measured: throughput, latency
-//! percentiles, resident memory and its growth, CPU seconds per million
-//! messages, per-worker load, bandwidth saved, allocations per message,
-//! pool hit rates, delivery success. [`Optimizations`] turns each of the
-//! document's optimizations off, for the ablation table of `cargo xtask bench`.
+//! [`SystemReport`] is the seed document's table, measured, plus per-agent
+//! figures (depth, lag, handled per second, handler latency, panics,
+//! restarts). [`Optimizations`] turns each optimization off, for the
+//! ablation table of `cargo xtask bench`.
 //!
 //! Features: `mempool` and `metrics` (default); `wire`, `tcp`, `nats`,
 //! `http`; `full` for everything.
 
 mod agent;
+mod builder;
+mod cell;
+mod context;
+mod directory;
+mod lifecycle;
 mod monitor;
+mod on_balancer;
+mod on_tokio;
 mod procstat;
 mod report;
+mod runtime;
+mod shutdown;
+mod spawn;
+mod supervision;
 mod system;
-pub mod workload;
 
-pub use agent::{Agent, AgentContext};
-pub use report::{Percentiles, SystemReport};
-pub use system::{AllocationCounter, Optimizations, ShutdownReport, SwarmBuilder, SwarmSystem};
+pub use agent::{Agent, StopReason, SyncAgent};
+pub use builder::{AllocationCounter, Optimizations, SwarmBuilder};
+pub use cell::{StopMode, StopReport};
+pub use context::{Context, SyncContext};
+pub use lifecycle::LifecycleEvent;
+pub use report::{AgentReport, Percentiles, SystemReport};
+pub use shutdown::ShutdownReport;
+pub use spawn::{AgentBuilder, AgentRef};
+pub use supervision::{AgentEvent, AgentEventKind, Backoff, Overrun, RestartPolicy, Watchdog};
+pub use system::SwarmSystem;
 
 pub use hive_types::{
     AgentId, HiveError, HiveResult, Message, MessageKind, Priority, Recipient, Rejected,

@@ -1,6 +1,7 @@
 //! The system's monitor: every tick it maintains the pools, samples and
 //! scales the balancer, retries agent runs that found the balancer full,
-//! records resident memory, and samples the recorder.
+//! records resident memory, samples the recorder, runs the watchdog,
+//! publishes per-agent figures and sends heartbeats.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use hive_types::HiveResult;
 
+use crate::lifecycle::LifecycleEvent;
+use crate::supervision::AgentEventKind;
 use crate::system::{lock, SystemInner};
 
 /// Most memory samples kept (one per tick: ten minutes at 100 ms).
@@ -43,6 +46,7 @@ pub(crate) fn start(inner: &Arc<SystemInner>, interval: Duration) -> HiveResult<
         .clone()
         .map(|r| hive_metrics::PerformanceMonitor::new(r, 600));
     let started = Instant::now();
+    let mut last_heartbeat = Instant::now();
     let thread = std::thread::Builder::new()
         .name("hive-system-monitor".into())
         .spawn(move || {
@@ -50,6 +54,12 @@ pub(crate) fn start(inner: &Arc<SystemInner>, interval: Duration) -> HiveResult<
                 std::thread::park_timeout(interval);
                 let Some(inner) = weak.upgrade() else { return };
                 tick(&inner, started);
+                if let Some(every) = inner.heartbeat {
+                    if last_heartbeat.elapsed() >= every {
+                        last_heartbeat = Instant::now();
+                        heartbeat(&inner);
+                    }
+                }
                 #[cfg(feature = "metrics")]
                 if let Some(p) = &perf {
                     p.tick();
@@ -64,6 +74,8 @@ pub(crate) fn start(inner: &Arc<SystemInner>, interval: Duration) -> HiveResult<
 }
 
 pub(crate) fn tick(inner: &SystemInner, started: Instant) {
+    let now_ms = inner.clock.tick();
+    watch_agents(inner, now_ms);
     #[cfg(feature = "mempool")]
     if let Some(pools) = &inner.pools {
         pools.maintain();
@@ -83,4 +95,55 @@ pub(crate) fn tick(inner: &SystemInner, started: Instant) {
         }
         samples.push((started.elapsed().as_secs_f64(), rss));
     }
+}
+
+/// The watchdog and per-agent figures: one pass over the running agents.
+fn watch_agents(inner: &SystemInner, now_ms: u64) {
+    let mut live = 0u64;
+    for cell in inner.directory.all() {
+        live += 1;
+        if let (Some(w), Some(running)) = (cell.watchdog, cell.running_for(now_ms)) {
+            if running >= w.limit && !cell.overrun_seen.swap(true, Ordering::AcqRel) {
+                cell.counters.overruns.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("hive_agent_watchdog_overruns_total").increment(1);
+                inner.emit(
+                    &cell,
+                    AgentEventKind::Overrun {
+                        running,
+                        cancelled: false,
+                    },
+                );
+            }
+        }
+        if let Some(o) = &cell.observed {
+            let handled = cell.counters.handled.load(Ordering::Relaxed);
+            {
+                let mut last = lock(&o.last);
+                let dt = now_ms.saturating_sub(last.1);
+                if dt > 0 && last.1 > 0 {
+                    let rate = handled.saturating_sub(last.0) as f64 * 1000.0 / dt as f64;
+                    o.per_sec.store(rate.to_bits(), Ordering::Relaxed);
+                }
+                *last = (handled, now_ms);
+            }
+            let label = o.label.to_string();
+            metrics::gauge!("hive_agent_mailbox_depth", "agent" => label.clone())
+                .set(cell.probe.depth() as f64);
+            metrics::gauge!("hive_agent_lag_seconds", "agent" => label)
+                .set(cell.probe.lag().as_secs_f64());
+        }
+    }
+    metrics::gauge!("hive_agents_running").set(live as f64);
+}
+
+/// Tells lifecycle subscribers the system is alive.
+fn heartbeat(inner: &SystemInner) {
+    inner.subscribers.notify(
+        &inner.outside,
+        None,
+        &LifecycleEvent::Heartbeat {
+            agents: inner.directory.len() as u64,
+            handled: inner.handled(),
+        },
+    );
 }

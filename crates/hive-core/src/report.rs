@@ -4,8 +4,11 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use hive_types::AgentId;
+
+use crate::builder::{AllocationCounter, Optimizations};
 use crate::procstat;
-use crate::system::{lock, AllocationCounter, Optimizations, SystemInner};
+use crate::system::{lock, SystemInner};
 
 /// Where the figures start from: taken when the system is built.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +76,39 @@ pub struct SystemReport {
     pub messages_delivered: u64,
     /// Messages that could not be delivered.
     pub messages_undeliverable: u64,
+    /// Agents running now.
+    pub agents_running: usize,
+    /// Handler panics over the system's life.
+    pub handler_panics: u64,
+    /// Per-agent figures of named agents and those spawned with
+    /// `metrics(true)` (bounded by `max_observed_agents`).
+    pub agents: Vec<AgentReport>,
+}
+
+/// One agent's figures.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AgentReport {
+    /// The agent.
+    pub id: AgentId,
+    /// Its name (or its id, for an unnamed agent with metrics on).
+    pub label: String,
+    /// Messages waiting in its mailbox.
+    pub mailbox_depth: usize,
+    /// How long its oldest waiting message has waited.
+    pub lag: Duration,
+    /// Messages handled over its life.
+    pub handled: u64,
+    /// Messages handled per second over the monitor's last interval.
+    pub handled_per_sec: f64,
+    /// Handler run time percentiles, microseconds.
+    pub handler_us: Percentiles,
+    /// Handler panics.
+    pub panics: u64,
+    /// Restarts after panics.
+    pub restarts: u64,
+    /// Handlers the watchdog saw past their limit.
+    pub overruns: u64,
 }
 
 /// Latency percentiles.
@@ -109,7 +145,7 @@ impl SystemReport {
 pub(crate) fn measure(inner: &SystemInner) -> SystemReport {
     let b = inner.baselines;
     let uptime = b.started.elapsed().as_secs_f64().max(1e-9);
-    let handled = inner.handled.load(Ordering::Relaxed);
+    let handled = inner.handled();
     let balancer = inner.balancer.stats();
     let lat = inner.latency_us.snapshot();
     let [p50, p95, p99, p999] = lat.quantiles([0.5, 0.95, 0.99, 0.999]);
@@ -154,7 +190,46 @@ pub(crate) fn measure(inner: &SystemInner) -> SystemReport {
         messages_sent: comm.sent,
         messages_delivered: comm.delivered,
         messages_undeliverable: comm.undeliverable,
+        agents_running: inner.directory.len(),
+        handler_panics: inner.handler_panics.load(Ordering::Relaxed),
+        agents: agent_reports(inner),
     }
+}
+
+fn agent_reports(inner: &SystemInner) -> Vec<AgentReport> {
+    let mut rows: Vec<AgentReport> = inner
+        .directory
+        .all()
+        .iter()
+        .filter_map(|cell| {
+            let o = cell.observed.as_ref()?;
+            let [p50, p95, p99, p999] = o
+                .latency_ns
+                .snapshot()
+                .quantiles([0.5, 0.95, 0.99, 0.999])
+                .map(|ns| ns as f64 / 1000.0);
+            let c = &cell.counters;
+            Some(AgentReport {
+                id: cell.id,
+                label: o.label.to_string(),
+                mailbox_depth: cell.probe.depth(),
+                lag: cell.probe.lag(),
+                handled: c.handled.load(Ordering::Relaxed),
+                handled_per_sec: o.per_sec(),
+                handler_us: Percentiles {
+                    p50,
+                    p95,
+                    p99,
+                    p999,
+                },
+                panics: c.panics.load(Ordering::Relaxed),
+                restarts: c.restarts.load(Ordering::Relaxed),
+                overruns: c.overruns.load(Ordering::Relaxed),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a.label.cmp(&b.label));
+    rows
 }
 
 #[cfg(feature = "metrics")]
@@ -281,6 +356,30 @@ impl fmt::Display for SystemReport {
         writeln!(f, "|---|---|")?;
         for (metric, value) in rows {
             writeln!(f, "| {metric} | {value} |")?;
+        }
+        if !self.agents.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "| Agent | Depth | Lag | Handled | Handled/s | Handler p50 / p99 | Panics | Restarts | Overruns |"
+            )?;
+            writeln!(f, "|---|---|---|---|---|---|---|---|---|")?;
+            for a in &self.agents {
+                writeln!(
+                    f,
+                    "| {} | {} | {:.1} ms | {} | {:.0} | {:.0} / {:.0} us | {} | {} | {} |",
+                    a.label,
+                    a.mailbox_depth,
+                    a.lag.as_secs_f64() * 1e3,
+                    a.handled,
+                    a.handled_per_sec,
+                    a.handler_us.p50,
+                    a.handler_us.p99,
+                    a.panics,
+                    a.restarts,
+                    a.overruns
+                )?;
+            }
         }
         Ok(())
     }

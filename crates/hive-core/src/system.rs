@@ -1,262 +1,58 @@
-//! [`SwarmSystem`]: the document's `OptimizedSwarmSystem`, and its builder.
+//! [`SwarmSystem`]: the running system, and the state its parts share.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hive_cpubalance::{Balancer, BalancerConfig};
-use hive_messaging::{Communicator, CommunicatorConfig, Sender};
+use bytes::Bytes;
+use hive_cpubalance::Balancer;
+use hive_messaging::{Communicator, Sender};
 use hive_types::histogram::{AtomicHistogram, PRECISE};
-use hive_types::{AgentId, HiveResult, Message, NoRecycling, SharedRecycler, Timestamp};
+use hive_types::{AgentId, HiveError, HiveResult, Message, Rejected, Timestamp};
 
-use crate::agent::{age_micros, Agent, AgentRuntime};
+use crate::agent::StopReason;
+use crate::builder::{AllocationCounter, BatchBuffer, Optimizations};
+use crate::cell::{AgentCell, StopMode, StopReport};
+use crate::directory::Directory;
+use crate::lifecycle::{LifecycleEvent, Subscribers};
+use crate::on_balancer::BalancerAgent;
 use crate::report::{Baselines, SystemReport};
+use crate::runtime::{AgentRuntime, Clock, LazyTimer};
+use crate::spawn::{AgentBuilder, AgentRef};
+use crate::supervision::{AgentEventKind, Backoff, EventHook, Events, RestartPolicy, Watchdog};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Which of the document's optimizations are on (all by default). Turning
-/// one off is how the report's ablation table measures what it buys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Optimizations {
-    /// Per-destination batching (off: every message travels alone).
-    pub batching: bool,
-    /// Compression of frames that leave the process (off: uncompressed).
-    pub compression: bool,
-    /// Reuse of batch buffers and pooled scratch objects (off: allocate).
-    pub pools: bool,
-    /// Load-aware placement and priorities on the balancer (off: round
-    /// robin, every task `Normal`).
-    pub load_aware: bool,
+/// What agents get unless they are spawned with their own settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Defaults {
+    pub(crate) restart: RestartPolicy,
+    pub(crate) backoff: Backoff,
+    pub(crate) watchdog: Option<Watchdog>,
 }
 
-impl Optimizations {
-    /// The frame encoder for transports: zstd when compression is on,
-    /// uncompressed frames when it is off.
-    #[cfg(feature = "wire")]
-    pub fn encoder_config(&self) -> hive_messaging::wire::EncoderConfig {
-        if self.compression {
-            hive_messaging::wire::EncoderConfig::default()
-        } else {
-            hive_messaging::wire::EncoderConfig::uncompressed()
-        }
-    }
-}
-
-impl Default for Optimizations {
-    fn default() -> Self {
-        Optimizations {
-            batching: true,
-            compression: true,
-            pools: true,
-            load_aware: true,
-        }
-    }
-}
-
-/// A batch's message buffer, the type messaging recycles.
-type BatchBuffer = std::collections::VecDeque<Message>;
-
-/// How allocations are counted, when the program installed a counting
-/// global allocator: a function returning allocations so far.
-pub type AllocationCounter = fn() -> u64;
-
-/// Builds a [`SwarmSystem`]; see [`SwarmSystem::builder`].
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until `build` is called"]
-pub struct SwarmBuilder {
-    communicator: CommunicatorConfig,
-    balancer: BalancerConfig,
+/// The parts a builder hands over.
+pub(crate) struct Parts {
+    pub(crate) communicator: Communicator,
+    pub(crate) balancer: Balancer,
     #[cfg(feature = "mempool")]
-    pools: hive_mempool::SwarmPoolsConfig,
+    pub(crate) pools: Option<hive_mempool::SwarmMemoryPools>,
     #[cfg(feature = "mempool")]
-    batch_pool: hive_mempool::PoolConfig,
+    pub(crate) batch_pool: Option<hive_mempool::Pool<BatchBuffer>>,
     #[cfg(feature = "metrics")]
-    recorder: Option<hive_metrics::HiveRecorder>,
-    #[cfg(feature = "metrics")]
-    install_recorder: bool,
-    monitor_interval: Duration,
-    send_timeout: Duration,
-    optimizations: Optimizations,
-    allocations: Option<AllocationCounter>,
-}
-
-impl Default for SwarmBuilder {
-    fn default() -> Self {
-        SwarmBuilder {
-            communicator: CommunicatorConfig::default(),
-            balancer: BalancerConfig::default(),
-            #[cfg(feature = "mempool")]
-            pools: hive_mempool::SwarmPoolsConfig::default(),
-            #[cfg(feature = "mempool")]
-            batch_pool: hive_mempool::PoolConfig::new("message_batches", 1024)
-                .max_retained_bytes(4 << 20),
-            #[cfg(feature = "metrics")]
-            recorder: Some(hive_metrics::HiveRecorder::new()),
-            #[cfg(feature = "metrics")]
-            install_recorder: false,
-            monitor_interval: Duration::from_millis(100),
-            send_timeout: Duration::from_secs(1),
-            optimizations: Optimizations::default(),
-            allocations: None,
-        }
-    }
-}
-
-impl SwarmBuilder {
-    /// The communicator's configuration.
-    pub fn communicator(mut self, config: CommunicatorConfig) -> Self {
-        self.communicator = config;
-        self
-    }
-
-    /// The balancer's configuration.
-    pub fn balancer(mut self, config: BalancerConfig) -> Self {
-        self.balancer = config;
-        self
-    }
-
-    /// The pools' sizes.
-    #[cfg(feature = "mempool")]
-    pub fn pools(mut self, config: hive_mempool::SwarmPoolsConfig) -> Self {
-        self.pools = config;
-        self
-    }
-
-    /// The pool of message-batch buffers that plugs into the communicator's
-    /// buffer seam (default: up to 1024 idle buffers, 4 MiB retained).
-    #[cfg(feature = "mempool")]
-    pub fn batch_pool(mut self, config: hive_mempool::PoolConfig) -> Self {
-        self.batch_pool = config;
-        self
-    }
-
-    /// Records into `recorder` (for example one you already installed).
-    #[cfg(feature = "metrics")]
-    pub fn recorder(mut self, recorder: hive_metrics::HiveRecorder) -> Self {
-        self.recorder = Some(recorder);
-        self
-    }
-
-    /// No hive recorder: components record to whatever `metrics` recorder
-    /// is installed (or none); the report then omits metric-based figures.
-    #[cfg(feature = "metrics")]
-    pub fn no_recorder(mut self) -> Self {
-        self.recorder = None;
-        self
-    }
-
-    /// Installs the hive recorder as the global `metrics` recorder at build.
-    #[cfg(feature = "metrics")]
-    pub fn install_recorder(mut self) -> Self {
-        self.install_recorder = true;
-        self
-    }
-
-    /// How often the monitor ticks (pool maintenance, balancer sampling,
-    /// memory samples).
-    pub fn monitor_interval(mut self, interval: Duration) -> Self {
-        self.monitor_interval = interval;
-        self
-    }
-
-    /// How long an agent's `send` or `submit` waits for room before it
-    /// hands the message or task back (1 s by default).
-    pub fn agent_send_timeout(mut self, timeout: Duration) -> Self {
-        self.send_timeout = timeout;
-        self
-    }
-
-    /// Turns optimizations on or off (for the ablation table).
-    pub fn optimizations(mut self, optimizations: Optimizations) -> Self {
-        self.optimizations = optimizations;
-        self
-    }
-
-    /// Counts allocations with `counter` (a counting global allocator the
-    /// program installed), so the report can give allocations per message.
-    pub fn allocation_counter(mut self, counter: AllocationCounter) -> Self {
-        self.allocations = Some(counter);
-        self
-    }
-
-    /// Starts the system.
-    pub fn build(self) -> HiveResult<SwarmSystem> {
-        let opt = self.optimizations;
-        if self.monitor_interval.is_zero() {
-            return Err(hive_types::HiveError::config(
-                "monitor_interval",
-                "must be more than zero",
-            ));
-        }
-        #[cfg(feature = "metrics")]
-        if let (true, Some(r)) = (self.install_recorder, &self.recorder) {
-            r.install()?;
-        }
-        let mut communicator_config = self.communicator;
-        if !opt.batching {
-            communicator_config.max_messages = 1;
-        }
-        // Batch buffers: from a hive-mempool pool when pools are on (or a
-        // plain bounded recycler without the mempool feature), else fresh.
-        #[cfg(feature = "mempool")]
-        let batch_pool = match opt.pools {
-            true => Some(hive_mempool::Pool::<BatchBuffer>::new(self.batch_pool)?),
-            false => None,
-        };
-        #[cfg(feature = "mempool")]
-        let recycler: SharedRecycler<BatchBuffer> = match &batch_pool {
-            Some(pool) => Arc::new(pool.clone()),
-            None => Arc::new(NoRecycling),
-        };
-        #[cfg(not(feature = "mempool"))]
-        let recycler: SharedRecycler<BatchBuffer> = match opt.pools {
-            true => Arc::new(hive_types::BoundedRecycler::new(
-                communicator_config.recycled_batches,
-                1 << 20,
-            )),
-            false => Arc::new(NoRecycling),
-        };
-        let communicator = Communicator::with_recycler(communicator_config, recycler)?;
-        let mut balancer_config = self.balancer;
-        // The system's monitor samples and scales the balancer each tick.
-        balancer_config.monitor_interval = None;
-        balancer_config.load_aware = opt.load_aware;
-        balancer_config.priorities = opt.load_aware;
-        let balancer = Balancer::new(balancer_config)?;
-        #[cfg(feature = "mempool")]
-        let pools = if opt.pools {
-            Some(hive_mempool::SwarmMemoryPools::new(self.pools)?)
-        } else {
-            None
-        };
-        let inner = Arc::new(SystemInner {
-            communicator,
-            balancer,
-            #[cfg(feature = "mempool")]
-            pools,
-            #[cfg(feature = "mempool")]
-            batch_pool,
-            #[cfg(feature = "metrics")]
-            recorder: self.recorder,
-            optimizations: opt,
-            send_timeout: self.send_timeout,
-            agents: Mutex::new(HashMap::new()),
-            backlog: Mutex::new(Vec::new()),
-            latency_us: AtomicHistogram::new(PRECISE),
-            handled: AtomicU64::new(0),
-            handler_panics: AtomicU64::new(0),
-            baselines: Baselines::now(self.allocations),
-            allocations: self.allocations,
-            rss_samples: Mutex::new(Vec::new()),
-            monitor: Mutex::new(None),
-        });
-        crate::monitor::start(&inner, self.monitor_interval)?;
-        Ok(SwarmSystem { inner })
-    }
+    pub(crate) recorder: Option<hive_metrics::HiveRecorder>,
+    pub(crate) runtime: AgentRuntime,
+    pub(crate) optimizations: Optimizations,
+    pub(crate) send_timeout: Duration,
+    pub(crate) defaults: Defaults,
+    pub(crate) events: Option<EventHook>,
+    pub(crate) heartbeat: Option<Duration>,
+    pub(crate) max_agents: usize,
+    pub(crate) max_observed: usize,
+    pub(crate) allocations: Option<AllocationCounter>,
 }
 
 pub(crate) struct SystemInner {
@@ -268,17 +64,27 @@ pub(crate) struct SystemInner {
     pub(crate) batch_pool: Option<hive_mempool::Pool<BatchBuffer>>,
     #[cfg(feature = "metrics")]
     pub(crate) recorder: Option<hive_metrics::HiveRecorder>,
+    pub(crate) runtime: AgentRuntime,
+    pub(crate) clock: Clock,
     pub(crate) optimizations: Optimizations,
     /// How long an agent's send or submit waits for room.
     pub(crate) send_timeout: Duration,
-    pub(crate) agents: Mutex<HashMap<AgentId, Arc<AgentRuntime>>>,
-    /// Agents whose run found every balancer class full; each at most once,
-    /// so at most one entry per agent.
-    backlog: Mutex<Vec<Weak<AgentRuntime>>>,
+    pub(crate) defaults: Defaults,
+    pub(crate) directory: Directory,
+    pub(crate) subscribers: Subscribers,
+    /// Sends from outside the agents: handles' tells and asks, lifecycle.
+    pub(crate) outside: Sender,
+    pub(crate) events: Events,
+    pub(crate) heartbeat: Option<Duration>,
+    /// Sync agents whose run found every balancer class full; each at most
+    /// once, so at most one entry per agent.
+    backlog: Mutex<Vec<Weak<BalancerAgent>>>,
     /// Creation-to-handling latency of every handled message, microseconds.
     pub(crate) latency_us: AtomicHistogram,
-    pub(crate) handled: AtomicU64,
+    /// Messages handled by agents that have stopped.
+    retired_handled: AtomicU64,
     pub(crate) handler_panics: AtomicU64,
+    handled_metric: metrics::Counter,
     pub(crate) baselines: Baselines,
     pub(crate) allocations: Option<AllocationCounter>,
     /// (seconds since start, resident bytes), one per monitor tick, bounded.
@@ -287,29 +93,118 @@ pub(crate) struct SystemInner {
 }
 
 impl SystemInner {
-    pub(crate) fn record_latency(&self, created: Timestamp) {
-        self.latency_us.record(age_micros(created));
+    pub(crate) fn new(parts: Parts) -> Arc<SystemInner> {
+        let outside = parts.communicator.sender();
+        Arc::new(SystemInner {
+            outside,
+            communicator: parts.communicator,
+            balancer: parts.balancer,
+            #[cfg(feature = "mempool")]
+            pools: parts.pools,
+            #[cfg(feature = "mempool")]
+            batch_pool: parts.batch_pool,
+            #[cfg(feature = "metrics")]
+            recorder: parts.recorder,
+            runtime: parts.runtime,
+            clock: Clock::new(),
+            optimizations: parts.optimizations,
+            send_timeout: parts.send_timeout,
+            defaults: parts.defaults,
+            directory: Directory::new(parts.max_agents, parts.max_observed),
+            subscribers: Subscribers::new(parts.max_agents),
+            events: Events(parts.events),
+            heartbeat: parts.heartbeat,
+            backlog: Mutex::new(Vec::new()),
+            latency_us: AtomicHistogram::new(PRECISE),
+            retired_handled: AtomicU64::new(0),
+            handler_panics: AtomicU64::new(0),
+            handled_metric: metrics::counter!("hive_swarm_messages_total"),
+            baselines: Baselines::now(parts.allocations),
+            allocations: parts.allocations,
+            rss_samples: Mutex::new(Vec::new()),
+            monitor: Mutex::new(None),
+        })
     }
 
-    pub(crate) fn count_handled(&self, n: usize) {
-        if n > 0 {
-            self.handled.fetch_add(n as u64, Ordering::Relaxed);
-            metrics::counter!("hive_swarm_messages_total").increment(n as u64);
+    #[inline]
+    pub(crate) fn record_latency(&self, created: Timestamp) {
+        self.latency_us.record(
+            Timestamp::now()
+                .as_micros()
+                .saturating_sub(created.as_micros()),
+        );
+        self.handled_metric.increment(1);
+    }
+
+    pub(crate) fn count_panic(&self, cell: &AgentCell) {
+        self.handler_panics.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("hive_agent_panics_total").increment(1);
+        if let Some(o) = &cell.observed {
+            metrics::counter!("hive_agent_panics_total", "agent" => o.label.to_string())
+                .increment(1);
         }
     }
 
-    pub(crate) fn count_panic(&self) {
-        self.handler_panics.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("hive_swarm_handler_panics_total").increment(1);
+    pub(crate) fn emit(&self, cell: &AgentCell, kind: AgentEventKind) {
+        if matches!(kind, AgentEventKind::Restarted { .. }) {
+            metrics::counter!("hive_agent_restarts_total").increment(1);
+        }
+        self.events.emit(cell.id, cell.name.as_ref(), kind);
     }
 
-    pub(crate) fn backlog(&self, agent: Weak<AgentRuntime>) {
+    /// A timer on the agents' runtime, started now.
+    pub(crate) fn sleep(&self, after: Duration) -> tokio::time::Sleep {
+        self.runtime.sleep(after)
+    }
+
+    /// A timer on the agents' runtime that starts when first polled.
+    pub(crate) fn timer(&self, after: Duration) -> LazyTimer {
+        self.runtime.timer(after)
+    }
+
+    /// Messages handled so far, by every agent past and present.
+    pub(crate) fn handled(&self) -> u64 {
+        let live: u64 = self
+            .directory
+            .all()
+            .iter()
+            .map(|c| c.counters.handled.load(Ordering::Relaxed))
+            .sum();
+        live + self.retired_handled.load(Ordering::Relaxed)
+    }
+
+    /// An agent's life ended: the directory forgets it, subscribers and
+    /// the event hook hear of it, whoever waits for it wakes.
+    pub(crate) fn agent_stopped(&self, cell: &AgentCell, reason: StopReason, dropped: u64) {
+        if cell.is_stopped() {
+            return;
+        }
+        cell.finish(reason, dropped);
+        self.retired_handled.fetch_add(
+            cell.counters.handled.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        self.directory.remove(&cell.id);
+        self.subscribers.remove(&cell.id);
+        self.emit(cell, AgentEventKind::Stopped(reason));
+        self.subscribers.notify(
+            &self.outside,
+            Some(cell.id),
+            &LifecycleEvent::Left {
+                agent: cell.id,
+                name: cell.name.as_ref().map(|n| n.to_string()),
+                reason,
+            },
+        );
+    }
+
+    pub(crate) fn backlog(&self, agent: Weak<BalancerAgent>) {
         lock(&self.backlog).push(agent);
     }
 
     /// Retries the runs that found the balancer full (each monitor tick).
     pub(crate) fn retry_backlog(&self) {
-        let waiting: Vec<Weak<AgentRuntime>> = std::mem::take(&mut *lock(&self.backlog));
+        let waiting: Vec<Weak<BalancerAgent>> = std::mem::take(&mut *lock(&self.backlog));
         for agent in waiting.iter().filter_map(Weak::upgrade) {
             agent.in_backlog.store(false, Ordering::Release);
             agent.schedule();
@@ -317,36 +212,194 @@ impl SystemInner {
     }
 }
 
-/// A swarm: communicator, pools, balancer and recorder wired together, and
-/// agents that run on the balancer. Cloning makes another handle.
+impl Drop for SystemInner {
+    fn drop(&mut self) {
+        self.communicator.close();
+        self.runtime.shut_down();
+    }
+}
+
+/// Stops the system when the last handle a user holds goes away.
+struct Owner {
+    inner: Weak<SystemInner>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            crate::shutdown::abandon(&inner);
+        }
+    }
+}
+
+/// A swarm: communicator, pools, balancer, recorder and the agents running
+/// on them. Cloning makes another handle; when the last handle you made is
+/// dropped without [`shutdown`](Self::shutdown), the system stops at once
+/// (mail still waiting is reported undelivered).
 ///
 /// See the [crate documentation](crate) for an example.
 #[derive(Clone)]
 pub struct SwarmSystem {
     pub(crate) inner: Arc<SystemInner>,
+    /// Present in handles users hold (held for its `Drop`); absent in the
+    /// ones agents hold, so an agent's handle does not keep the system alive.
+    _owner: Option<Arc<Owner>>,
 }
 
 impl SwarmSystem {
     /// A builder with every optimization on and default sizes.
-    pub fn builder() -> SwarmBuilder {
-        SwarmBuilder::default()
+    pub fn builder() -> crate::SwarmBuilder {
+        crate::SwarmBuilder::default()
     }
 
-    pub(crate) fn from_inner(inner: Arc<SystemInner>) -> Self {
-        SwarmSystem { inner }
+    pub(crate) fn owner(inner: Arc<SystemInner>) -> Self {
+        let owner = Arc::new(Owner {
+            inner: Arc::downgrade(&inner),
+        });
+        SwarmSystem {
+            inner,
+            _owner: Some(owner),
+        }
     }
 
-    /// Starts an agent with a fresh id.
-    pub fn spawn_agent(&self, agent: impl Agent) -> HiveResult<AgentId> {
-        self.spawn_agent_with_id(AgentId::random(), agent)
+    pub(crate) fn internal(inner: Arc<SystemInner>) -> Self {
+        SwarmSystem {
+            inner,
+            _owner: None,
+        }
     }
 
-    /// Starts an agent under `id`.
-    pub fn spawn_agent_with_id(&self, id: AgentId, agent: impl Agent) -> HiveResult<AgentId> {
-        let mailbox = self.inner.communicator.register(id)?;
-        let runtime = AgentRuntime::start(&self.inner, id, mailbox, Box::new(agent))?;
-        lock(&self.inner.agents).insert(id, runtime);
-        Ok(id)
+    /// Spawns an async agent with the system's defaults; see
+    /// [`agent`](Self::agent) for names, restart policies and more.
+    pub fn spawn<A: crate::Agent>(&self, agent: A) -> HiveResult<AgentRef> {
+        self.agent().spawn(agent)
+    }
+
+    /// Spawns a sync agent (or closure) on the CPU balancer.
+    pub fn spawn_sync<A: crate::SyncAgent>(&self, agent: A) -> HiveResult<AgentRef> {
+        self.agent().spawn_sync(agent)
+    }
+
+    /// Options for the next agent: id, name, restart policy, watchdog,
+    /// per-agent metrics.
+    pub fn agent(&self) -> AgentBuilder<'_> {
+        AgentBuilder::new(self)
+    }
+
+    /// A handle to the running agent `id`.
+    pub fn agent_ref(&self, id: AgentId) -> Option<AgentRef> {
+        self.inner
+            .directory
+            .get(&id)
+            .map(|_| AgentRef::new(id, self.internal_handle()))
+    }
+
+    /// The running agent named `name`.
+    pub fn lookup(&self, name: &str) -> Option<AgentRef> {
+        let id = self.inner.directory.lookup(name)?;
+        self.agent_ref(id)
+    }
+
+    /// Gives the running agent `id` the name `name` (an agent may have
+    /// several); the name is freed when the agent stops.
+    pub fn register_name(&self, id: AgentId, name: &str) -> HiveResult<()> {
+        self.inner.directory.name(id, name)
+    }
+
+    /// Agents running now.
+    pub fn agents(&self) -> usize {
+        self.inner.directory.len()
+    }
+
+    pub(crate) fn internal_handle(&self) -> SwarmSystem {
+        SwarmSystem::internal(self.inner.clone())
+    }
+
+    /// Sends `payload` to `to` as a `Normal` `Data` message from outside
+    /// the swarm, waiting for room without limit.
+    pub fn tell(&self, to: AgentId, payload: impl Into<Bytes>) -> Result<(), Rejected<Message>> {
+        self.inner
+            .outside
+            .send(Message::new(AgentId::nil(), to, payload))
+    }
+
+    /// Asks `to` from outside the swarm and blocks for the reply, at most
+    /// `timeout` in all. The request leaves at once (no flush needed); the
+    /// reply is the agent's [`reply`](crate::Context::reply) to it. A reply
+    /// later than `timeout` is dropped and counted as
+    /// [`LateReply`](crate::messaging::UndeliveredReason::LateReply).
+    ///
+    /// Blocks the calling thread: from async code use
+    /// [`ask_async`](Self::ask_async).
+    pub fn ask(
+        &self,
+        to: AgentId,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> HiveResult<Message> {
+        self.inner
+            .outside
+            .request(Message::request(AgentId::nil(), to, payload), timeout)
+    }
+
+    /// [`ask`](Self::ask) from async code (any executor).
+    pub async fn ask_async(
+        &self,
+        to: AgentId,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> HiveResult<Message> {
+        let timer = self.inner.timer(timeout);
+        self.inner
+            .outside
+            .request_async_timeout(
+                Message::request(AgentId::nil(), to, payload),
+                timeout,
+                timer,
+            )
+            .await
+    }
+
+    /// Stops agent `id` (see [`StopMode`]) and waits for it to end, at
+    /// most `timeout`; blocks the calling thread.
+    pub fn stop(&self, id: AgentId, mode: StopMode, timeout: Duration) -> HiveResult<StopReport> {
+        let cell = self
+            .inner
+            .directory
+            .get(&id)
+            .ok_or(HiveError::UnknownAgent(id))?;
+        cell.request_stop(mode);
+        cell.wait_stopped(timeout).ok_or(HiveError::Timeout {
+            what: "agent stop",
+            after: timeout,
+        })
+    }
+
+    /// [`stop`](Self::stop) from async code; wrap it in your timeout.
+    pub async fn stop_async(&self, id: AgentId, mode: StopMode) -> HiveResult<StopReport> {
+        let cell = self
+            .inner
+            .directory
+            .get(&id)
+            .ok_or(HiveError::UnknownAgent(id))?;
+        cell.request_stop(mode);
+        Ok(cell.stopped().await)
+    }
+
+    /// Sends `observer` a lifecycle message whenever an agent starts or
+    /// stops (and heartbeats, if configured); see [`LifecycleEvent`].
+    pub fn subscribe(&self, observer: AgentId) -> HiveResult<()> {
+        if self.inner.directory.get(&observer).is_none() {
+            return Err(HiveError::UnknownAgent(observer));
+        }
+        if self.inner.subscribers.add(observer) {
+            Ok(())
+        } else {
+            Err(HiveError::Full {
+                what: "lifecycle subscribers",
+                capacity: self.inner.directory.len(),
+            })
+        }
     }
 
     /// A sender for code outside the agents (to inject work).
@@ -362,6 +415,11 @@ impl SwarmSystem {
     /// The CPU balancer.
     pub fn balancer(&self) -> &Balancer {
         &self.inner.balancer
+    }
+
+    /// The tokio runtime async agents run on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        self.inner.runtime.handle()
     }
 
     /// The object pools (`None` when pools are turned off).
@@ -387,94 +445,28 @@ impl SwarmSystem {
         self.inner.optimizations
     }
 
-    /// Messages handled by agents so far.
+    /// Messages handed to agents' handlers so far.
     pub fn handled(&self) -> u64 {
-        self.inner.handled.load(Ordering::Relaxed)
+        self.inner.handled()
     }
 
-    /// Handler calls that panicked (each lost its message; agents go on).
+    /// Handler calls that panicked (each counted as handled too).
     pub fn handler_panics(&self) -> u64 {
         self.inner.handler_panics.load(Ordering::Relaxed)
     }
 
-    /// The figures of the document's table, measured now.
+    /// The figures of the system's report, measured now.
     pub fn report(&self) -> SystemReport {
         crate::report::measure(&self.inner)
-    }
-
-    /// Waits until every agent is idle with an empty mailbox (or `timeout`).
-    pub fn quiesce(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.inner.communicator.flush_all();
-            // The monitor may be stopped (shutdown): retry refused runs here.
-            self.inner.retry_backlog();
-            let agents: Vec<Arc<AgentRuntime>> =
-                lock(&self.inner.agents).values().cloned().collect();
-            if agents.iter().all(|a| a.is_quiet()) && self.inner.balancer.queued() == 0 {
-                // Twice quiet in a row: nothing was in flight between checks.
-                std::thread::sleep(Duration::from_millis(2));
-                if agents.iter().all(|a| a.is_quiet()) && self.inner.balancer.queued() == 0 {
-                    return true;
-                }
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Graceful shutdown: lets agents finish what is queued (up to
-    /// `drain_timeout`), closes the communicator (which delivers what
-    /// senders hold and refuses new sends), runs every accepted task, stops
-    /// the workers, and reports what could not be delivered.
-    pub fn shutdown(&self, drain_timeout: Duration) -> ShutdownReport {
-        let drained = self.quiesce(drain_timeout);
-        self.inner.communicator.close();
-        lock(&self.inner.monitor).take();
-        // Agents consume what close() delivered.
-        let _ = self.quiesce(drain_timeout);
-        self.inner.balancer.shutdown();
-        let undelivered = self.inner.communicator.take_undelivered();
-        let queued_left: usize = self
-            .inner
-            .communicator
-            .stats()
-            .mailboxes
-            .iter()
-            .map(|m| m.queued)
-            .sum();
-        ShutdownReport {
-            drained,
-            handled: self.handled(),
-            undelivered: undelivered.len() as u64 + queued_left as u64,
-            undelivered_messages: undelivered,
-        }
     }
 }
 
 impl fmt::Debug for SwarmSystem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SwarmSystem")
-            .field("agents", &lock(&self.inner.agents).len())
+            .field("agents", &self.inner.directory.len())
             .field("handled", &self.handled())
             .field("optimizations", &self.inner.optimizations)
             .finish()
     }
-}
-
-/// What a shutdown left behind.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ShutdownReport {
-    /// Whether every agent became idle within the drain timeout.
-    pub drained: bool,
-    /// Messages handled over the system's life.
-    pub handled: u64,
-    /// Messages that could not be delivered (kept below, up to the
-    /// communicator's dead-letter capacity) or were left in mailboxes.
-    pub undelivered: u64,
-    /// The undelivered messages themselves.
-    pub undelivered_messages: Vec<Message>,
 }

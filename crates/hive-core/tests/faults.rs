@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use hive_core::cpubalance::BalancerConfig;
 use hive_core::messaging::CommunicatorConfig;
-use hive_core::workload::SwarmWorkload;
-use hive_core::{AgentContext, AgentId, HiveError, Message, SwarmSystem};
+use hive_core::{AgentId, HiveError, Message, SwarmSystem, SyncContext};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -28,16 +27,18 @@ fn an_agent_sending_to_itself_with_a_full_mailbox_is_refused_not_stuck() {
     let refused = Arc::new(AtomicU64::new(0));
     let r = refused.clone();
     let me = AgentId::random();
-    sys.spawn_agent_with_id(me, move |m: Message, ctx: &mut AgentContext<'_>| {
-        if m.payload.as_ref() == b"start" {
-            for _ in 0..100 {
-                if ctx.send(Message::new(me, me, &b"echo"[..])).is_err() {
-                    r.fetch_add(1, Ordering::Relaxed);
+    sys.agent()
+        .id(me)
+        .spawn_sync(move |m: Message, ctx: &mut SyncContext<'_>| {
+            if m.payload.as_ref() == b"start" {
+                for _ in 0..100 {
+                    if ctx.send(Message::new(me, me, &b"echo"[..])).is_err() {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
-        }
-    })
-    .unwrap();
+        })
+        .unwrap();
     sys.sender()
         .send(Message::new(AgentId::nil(), me, &b"start"[..]))
         .unwrap();
@@ -63,18 +64,20 @@ fn two_agents_filling_each_others_mailboxes_do_not_deadlock() {
     let (a, b) = (AgentId::random(), AgentId::random());
     for (me, other) in [(a, b), (b, a)] {
         let r = refused.clone();
-        sys.spawn_agent_with_id(me, move |m: Message, ctx: &mut AgentContext<'_>| {
-            // Each message starts a burst to the other agent.
-            if m.payload.len() < 3 {
-                for _ in 0..20 {
-                    let next = Message::new(me, other, vec![0u8; m.payload.len() + 1]);
-                    if ctx.send(next).is_err() {
-                        r.fetch_add(1, Ordering::Relaxed);
+        sys.agent()
+            .id(me)
+            .spawn_sync(move |m: Message, ctx: &mut SyncContext<'_>| {
+                // Each message starts a burst to the other agent.
+                if m.payload.len() < 3 {
+                    for _ in 0..20 {
+                        let next = Message::new(me, other, vec![0u8; m.payload.len() + 1]);
+                        if ctx.send(next).is_err() {
+                            r.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
-            }
-        })
-        .unwrap();
+            })
+            .unwrap();
     }
     sys.sender()
         .send(Message::new(AgentId::nil(), a, Vec::new()))
@@ -95,8 +98,9 @@ fn agents_stop_running_once_the_communicator_is_closed_and_drained() {
         .build()
         .unwrap();
     let agent = sys
-        .spawn_agent(|_: Message, _: &mut AgentContext<'_>| {})
-        .unwrap();
+        .spawn_sync(|_: Message, _: &mut SyncContext<'_>| {})
+        .unwrap()
+        .id();
     let sender = sys.sender();
     sender
         .send(Message::new(AgentId::nil(), agent, &b"held"[..]))
@@ -126,15 +130,11 @@ fn bad_settings_are_typed_errors() {
         })
     ));
 
-    let sys = SwarmSystem::builder().build().unwrap();
-    let no_tasks = SwarmWorkload {
-        tasks: 0,
-        ..SwarmWorkload::default()
-    };
+    let no_threads = SwarmSystem::builder().agent_threads(0).build();
     assert!(matches!(
-        no_tasks.run(&sys),
+        no_threads,
         Err(HiveError::Config {
-            field: "workload",
+            field: "agent_threads",
             ..
         })
     ));

@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use hive_core::cpubalance::BalancerConfig;
-use hive_core::{AgentContext, AgentId, Message, MessageKind, Priority, SwarmSystem};
+use hive_core::{AgentId, Message, MessageKind, Priority, SwarmSystem, SyncContext};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -30,19 +30,23 @@ fn agents_play_ping_pong() {
     let rounds = Arc::new(AtomicU64::new(0));
     let (ping, pong) = (AgentId::random(), AgentId::random());
     let r = rounds.clone();
-    sys.spawn_agent_with_id(ping, move |m: Message, ctx: &mut AgentContext<'_>| {
-        let n = u32::from_le_bytes(m.payload.as_ref().try_into().unwrap());
-        r.fetch_add(1, Ordering::Relaxed);
-        if n < 10_000 {
-            ctx.send(Message::new(ctx.id(), pong, (n + 1).to_le_bytes().to_vec()))
-                .unwrap();
-        }
-    })
-    .unwrap();
-    sys.spawn_agent_with_id(pong, move |m: Message, ctx: &mut AgentContext<'_>| {
-        ctx.reply(&m, m.payload.clone()).unwrap();
-    })
-    .unwrap();
+    sys.agent()
+        .id(ping)
+        .spawn_sync(move |m: Message, ctx: &mut SyncContext<'_>| {
+            let n = u32::from_le_bytes(m.payload.as_ref().try_into().unwrap());
+            r.fetch_add(1, Ordering::Relaxed);
+            if n < 10_000 {
+                ctx.send(Message::new(ctx.id(), pong, (n + 1).to_le_bytes().to_vec()))
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    sys.agent()
+        .id(pong)
+        .spawn_sync(move |m: Message, ctx: &mut SyncContext<'_>| {
+            ctx.reply(&m, m.payload.clone()).unwrap();
+        })
+        .unwrap();
     sys.sender()
         .send(Message::new(ping, pong, 0u32.to_le_bytes().to_vec()))
         .unwrap();
@@ -61,11 +65,12 @@ fn a_panicking_handler_does_not_stop_its_agent() {
     let ok = Arc::new(AtomicU64::new(0));
     let o = ok.clone();
     let fragile = sys
-        .spawn_agent(move |m: Message, _: &mut AgentContext<'_>| {
+        .spawn_sync(move |m: Message, _: &mut SyncContext<'_>| {
             assert!(m.payload[0] % 2 == 0, "odd input");
             o.fetch_add(1, Ordering::Relaxed);
         })
-        .unwrap();
+        .unwrap()
+        .id();
     let sender = sys.sender();
     for i in 0..100u8 {
         sender
@@ -84,13 +89,14 @@ fn each_agent_sees_each_senders_messages_in_order() {
     let seen: Arc<Mutex<Vec<(u8, u32)>>> = Arc::default();
     let log = seen.clone();
     let sink = sys
-        .spawn_agent(move |m: Message, _: &mut AgentContext<'_>| {
+        .spawn_sync(move |m: Message, _: &mut SyncContext<'_>| {
             let p = m.payload.as_ref();
             log.lock()
                 .unwrap()
                 .push((p[0], u32::from_le_bytes(p[1..5].try_into().unwrap())));
         })
-        .unwrap();
+        .unwrap()
+        .id();
     let producers: Vec<_> = (0..4u8)
         .map(|k| {
             let sender = sys.sender();
@@ -140,10 +146,11 @@ fn a_critical_message_runs_its_agent_before_low_ones() {
     for _ in 0..20 {
         let log = order.clone();
         targets.push(
-            sys.spawn_agent(move |m: Message, _: &mut AgentContext<'_>| {
+            sys.spawn_sync(move |m: Message, _: &mut SyncContext<'_>| {
                 log.lock().unwrap().push(m.priority)
             })
-            .unwrap(),
+            .unwrap()
+            .id(),
         );
     }
     let sender = sys.sender();
@@ -178,7 +185,7 @@ fn shutdown_drains_and_counts() {
     let handled = Arc::new(AtomicU64::new(0));
     let h = handled.clone();
     let worker = sys
-        .spawn_agent(move |m: Message, ctx: &mut AgentContext<'_>| {
+        .spawn_sync(move |m: Message, ctx: &mut SyncContext<'_>| {
             // Real CPU work: a small hash of the payload.
             let digest = m
                 .payload
@@ -190,7 +197,8 @@ fn shutdown_drains_and_counts() {
             std::hint::black_box(done.join().unwrap());
             h.fetch_add(1, Ordering::Relaxed);
         })
-        .unwrap();
+        .unwrap()
+        .id();
     let sender = sys.sender();
     for i in 0..2_000u32 {
         sender
@@ -206,6 +214,7 @@ fn shutdown_drains_and_counts() {
     let report = sys.shutdown(WAIT);
     assert!(report.drained);
     assert_eq!((report.handled, report.undelivered), (2_000, 0));
+    assert_eq!(report.accepted, 2_000);
     assert_eq!(handled.load(Ordering::Relaxed), 2_000);
     let late = sys
         .sender()
@@ -220,8 +229,9 @@ fn shutdown_drains_and_counts() {
 fn the_report_counts_what_was_sent() {
     let sys = system(2);
     let echo = sys
-        .spawn_agent(|_: Message, _: &mut AgentContext<'_>| {})
-        .unwrap();
+        .spawn_sync(|_: Message, _: &mut SyncContext<'_>| {})
+        .unwrap()
+        .id();
     let sender = sys.sender();
     for _ in 0..12_345 {
         sender
@@ -263,54 +273,6 @@ fn the_report_counts_what_was_sent() {
 }
 
 #[test]
-fn the_workload_completes_with_each_optimization_off() {
-    use hive_core::workload::SwarmWorkload;
-    use hive_core::Optimizations;
-
-    let all_on = Optimizations::default();
-    let settings = [
-        all_on,
-        Optimizations {
-            batching: false,
-            ..all_on
-        },
-        Optimizations {
-            pools: false,
-            ..all_on
-        },
-        Optimizations {
-            load_aware: false,
-            ..all_on
-        },
-    ];
-    for optimizations in settings {
-        let sys = SwarmSystem::builder()
-            .balancer(BalancerConfig::default().workers(2, 2))
-            .optimizations(optimizations)
-            .build()
-            .unwrap();
-        assert_eq!(sys.optimizations(), optimizations);
-        assert_eq!(sys.pools().is_some(), optimizations.pools);
-        assert_eq!(sys.batch_pool().is_some(), optimizations.pools);
-        let workload = SwarmWorkload {
-            workers: 4,
-            tasks: 3_000,
-            window: 64,
-            ..SwarmWorkload::default()
-        };
-        let outcome = workload.run(&sys).unwrap();
-        assert_eq!(outcome.tasks_done, 3_000, "{optimizations:?}");
-        // Each task is an assignment and a result, plus the kick-off.
-        assert_eq!(outcome.messages, 6_001, "{optimizations:?}");
-        assert!(sys.quiesce(WAIT));
-        assert_eq!(sys.handled(), 6_001, "the agents handled exactly those");
-        assert_eq!(outcome.report.delivery_success(), 1.0);
-        let shutdown = sys.shutdown(WAIT);
-        assert_eq!(shutdown.undelivered, 0, "{optimizations:?}");
-    }
-}
-
-#[test]
 fn agents_whose_runs_find_the_balancer_full_still_handle_everything() {
     // One queue slot per class and one worker: most runs are refused and
     // wait in the backlog for the monitor's next tick.
@@ -327,10 +289,11 @@ fn agents_whose_runs_find_the_balancer_full_still_handle_everything() {
     let agents: Vec<AgentId> = (0..32)
         .map(|_| {
             let total = total.clone();
-            sys.spawn_agent(move |_: Message, _: &mut AgentContext<'_>| {
+            sys.spawn_sync(move |_: Message, _: &mut SyncContext<'_>| {
                 total.fetch_add(1, Ordering::Relaxed);
             })
             .unwrap()
+            .id()
         })
         .collect();
     let sender = sys.sender();

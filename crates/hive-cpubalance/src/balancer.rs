@@ -26,7 +26,8 @@ pub struct Balancer {
 enum Wait {
     No,
     Forever,
-    Until(Instant),
+    /// Until the instant; the duration is the timeout the caller gave.
+    Until(Instant, Duration),
 }
 
 impl Balancer {
@@ -86,7 +87,10 @@ impl Balancer {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.submit_with(p, f, Wait::Until(Instant::now() + timeout))
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3_153_600_000));
+        self.submit_with(p, f, Wait::Until(deadline, timeout))
     }
 
     /// Like [`submit`](Self::submit) but never waits: a full class queue
@@ -99,18 +103,101 @@ impl Balancer {
         self.submit_with(p, f, Wait::No)
     }
 
-    fn submit_with<F, R>(&self, p: Priority, f: F, wait: Wait) -> Result<TaskHandle<R>, Rejected<F>>
+    /// Runs `f` at priority `p` from async code: awaits room in that
+    /// class's queue (never blocking the thread), then returns the handle,
+    /// itself a future of the result. Works on any executor.
+    ///
+    /// ```
+    /// # use hive_cpubalance::{Balancer, BalancerConfig};
+    /// # use hive_types::Priority;
+    /// # async fn demo(balancer: &Balancer) -> hive_types::HiveResult<u64> {
+    /// let handle = balancer
+    ///     .submit_async(Priority::High, || (1..=10u64).product::<u64>())
+    ///     .await
+    ///     .map_err(hive_types::HiveError::from)?;
+    /// handle.await
+    /// # }
+    /// ```
+    pub async fn submit_async<F, R>(&self, p: Priority, f: F) -> Result<TaskHandle<R>, Rejected<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let class = self.class_for(p);
+        let reserved = self
+            .shared
+            .reserve_async(class, None::<std::future::Ready<()>>, Duration::MAX)
+            .await;
+        self.commit_with_handle(class, f, reserved)
+    }
+
+    /// Like [`submit_async`](Self::submit_async), giving up when `give_up`
+    /// completes (pass your runtime's timer, e.g. `tokio::time::sleep(timeout)`):
+    /// the closure comes back with
+    /// [`HiveError::Timeout`](hive_types::HiveError::Timeout) reporting `timeout`.
+    pub async fn submit_async_timeout<F, R>(
+        &self,
+        p: Priority,
+        f: F,
+        timeout: Duration,
+        give_up: impl std::future::Future<Output = ()>,
+    ) -> Result<TaskHandle<R>, Rejected<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let class = self.class_for(p);
+        let reserved = self
+            .shared
+            .reserve_async(class, Some(give_up), timeout)
+            .await;
+        self.commit_with_handle(class, f, reserved)
+    }
+
+    fn commit_with_handle<F, R>(
+        &self,
+        p: Priority,
+        f: F,
+        reserved: HiveResult<()>,
+    ) -> Result<TaskHandle<R>, Rejected<F>>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
         let state = HandleState::new();
         let job_state = state.clone();
-        self.enqueue(p, f, wait, move |f| WithHandle {
+        self.commit(p, f, reserved, move |f| WithHandle {
             f,
             state: job_state,
         })?;
         Ok(TaskHandle::new(p, state))
+    }
+
+    /// The class a task requested at `p` runs in.
+    fn class_for(&self, requested: Priority) -> Priority {
+        if self.shared.config.priorities {
+            requested
+        } else {
+            Priority::Normal
+        }
+    }
+
+    fn submit_with<F, R>(&self, p: Priority, f: F, wait: Wait) -> Result<TaskHandle<R>, Rejected<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let class = self.class_for(p);
+        let reserved = self.reserve(class, wait);
+        self.commit_with_handle(class, f, reserved)
+    }
+
+    fn reserve(&self, p: Priority, wait: Wait) -> HiveResult<()> {
+        match wait {
+            Wait::No => self.shared.try_reserve(p),
+            Wait::Forever => self.shared.reserve_waiting(p, None),
+            Wait::Until(d, timeout) => self.shared.reserve_waiting(p, Some((d, timeout))),
+        }
     }
 
     /// Reserves room (giving `f` back on refusal), then queues the job.
@@ -124,16 +211,22 @@ impl Balancer {
     where
         J: Job + 'static,
     {
-        let p = if self.shared.config.priorities {
-            requested
-        } else {
-            Priority::Normal
-        };
-        let reserved = match wait {
-            Wait::No => self.shared.try_reserve(p),
-            Wait::Forever => self.shared.reserve_waiting(p, None),
-            Wait::Until(d) => self.shared.reserve_waiting(p, Some(d)),
-        };
+        let p = self.class_for(requested);
+        let reserved = self.reserve(p, wait);
+        self.commit(p, f, reserved, wrap)
+    }
+
+    /// Queues the job if room was reserved, else gives `f` back.
+    fn commit<F, J>(
+        &self,
+        p: Priority,
+        f: F,
+        reserved: HiveResult<()>,
+        wrap: impl FnOnce(F) -> J,
+    ) -> Result<(), Rejected<F>>
+    where
+        J: Job + 'static,
+    {
         if let Err(e) = reserved {
             if !e.is_closed() {
                 self.shared
@@ -197,6 +290,47 @@ impl Balancer {
         self.shared.wake_all();
         self.join_all();
         cancelled
+    }
+
+    /// Like [`shutdown`](Self::shutdown), waiting at most `timeout` for
+    /// the workers to finish what was accepted. A worker still running a
+    /// task then (one that never returns) is left to end on its own.
+    /// Returns whether every worker stopped. Safe to call from one of this
+    /// balancer's own tasks: that worker is not waited for.
+    pub fn shutdown_timeout(&self, timeout: Duration) -> bool {
+        self.shared.advance(RunState::Draining);
+        self.shared.wake_all();
+        let deadline = Instant::now() + timeout;
+        let me = std::thread::current().id();
+        loop {
+            let mut threads = self
+                .shared
+                .threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let (done, running): (Vec<_>, Vec<_>) =
+                threads.drain(..).partition(|h| h.is_finished());
+            *threads = running;
+            drop(threads);
+            for h in done {
+                let _ = h.join();
+            }
+            let threads = self
+                .shared
+                .threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let waiting = threads.iter().filter(|h| h.thread().id() != me).count();
+            if waiting == 0 {
+                return !threads.iter().any(|h| h.thread().id() == me);
+            }
+            drop(threads);
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.shared.wake_all();
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn join_all(&self) {

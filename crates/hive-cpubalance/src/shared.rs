@@ -2,6 +2,7 @@
 //! class capacities, placement, and the run state.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -168,33 +169,91 @@ impl Shared {
         }
     }
 
-    /// Reserves room, waiting until `deadline` (or for ever) when full.
-    pub(crate) fn reserve_waiting(&self, p: Priority, deadline: Option<Instant>) -> HiveResult<()> {
+    /// Reserves room, waiting until `deadline` (or for ever) when full;
+    /// the duration is the caller's timeout, for the error.
+    pub(crate) fn reserve_waiting(
+        &self,
+        p: Priority,
+        deadline: Option<(Instant, Duration)>,
+    ) -> HiveResult<()> {
         use event_listener::Listener;
         loop {
-            match self.try_reserve(p) {
-                Err(HiveError::Full { .. }) => {}
-                other => return other,
-            }
-            let listener = self.class(p).not_full.listen();
-            match self.try_reserve(p) {
-                Err(HiveError::Full { .. }) => {}
-                other => return other,
-            }
+            let listener = match self.reserve_or_listen(p) {
+                Ok(listener) => listener,
+                Err(done) => return done,
+            };
             match deadline {
                 None => listener.wait(),
-                Some(d) => {
+                Some((d, timeout)) => {
                     if listener.wait_deadline(d).is_none() {
-                        return match self.try_reserve(p) {
-                            Err(HiveError::Full { .. }) => Err(HiveError::Timeout {
-                                what: "submit",
-                                after: d.saturating_duration_since(Instant::now()),
-                            }),
-                            other => other,
-                        };
+                        return self.last_try(p, timeout);
                     }
                 }
             }
+        }
+    }
+
+    /// Reserves room from async code, awaiting it when full, until
+    /// `give_up` (if any) completes.
+    pub(crate) async fn reserve_async<G: std::future::Future<Output = ()>>(
+        &self,
+        p: Priority,
+        give_up: Option<G>,
+        timeout: Duration,
+    ) -> HiveResult<()> {
+        let mut give_up = std::pin::pin!(give_up);
+        loop {
+            let listener = match self.reserve_or_listen(p) {
+                Ok(listener) => listener,
+                Err(done) => return done,
+            };
+            let mut listener = std::pin::pin!(listener);
+            let woken = std::future::poll_fn(|cx| {
+                if listener.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(true);
+                }
+                let gave_up = give_up
+                    .as_mut()
+                    .as_pin_mut()
+                    .is_some_and(|g| g.poll(cx).is_ready());
+                if gave_up {
+                    std::task::Poll::Ready(false)
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            if !woken {
+                return self.last_try(p, timeout);
+            }
+        }
+    }
+
+    /// Reserves room, or returns a listener registered before the last
+    /// check (`Err` carries the final outcome when not full).
+    fn reserve_or_listen(
+        &self,
+        p: Priority,
+    ) -> Result<event_listener::EventListener, HiveResult<()>> {
+        match self.try_reserve(p) {
+            Err(HiveError::Full { .. }) => {}
+            other => return Err(other),
+        }
+        let listener = self.class(p).not_full.listen();
+        match self.try_reserve(p) {
+            Err(HiveError::Full { .. }) => Ok(listener),
+            other => Err(other),
+        }
+    }
+
+    /// Out of patience: one more try, a timeout if still full.
+    fn last_try(&self, p: Priority, timeout: Duration) -> HiveResult<()> {
+        match self.try_reserve(p) {
+            Err(HiveError::Full { .. }) => Err(HiveError::Timeout {
+                what: "submit",
+                after: timeout,
+            }),
+            other => other,
         }
     }
 

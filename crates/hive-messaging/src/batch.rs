@@ -18,6 +18,8 @@ pub(crate) struct Batch {
     pub(crate) started: Instant,
     /// Highest priority inside.
     pub(crate) top_priority: Priority,
+    /// Lowest priority inside (equal to `top_priority`: one lane).
+    pub(crate) low_priority: Priority,
 }
 
 impl Batch {
@@ -27,6 +29,7 @@ impl Batch {
             bytes: 0,
             started,
             top_priority: Priority::Low,
+            low_priority: Priority::Critical,
         }
     }
 
@@ -34,6 +37,7 @@ impl Batch {
     pub(crate) fn push(&mut self, message: Message) {
         self.bytes += message.accounted_len();
         self.top_priority = self.top_priority.max(message.priority);
+        self.low_priority = self.low_priority.min(message.priority);
         self.messages.push_back(message);
     }
 
@@ -72,11 +76,13 @@ pub enum FlushReason {
     Close,
     /// The destination was full and the sender waited for room.
     Backpressure,
+    /// A request or a reply joined it (never held back: someone waits).
+    Request,
 }
 
 impl FlushReason {
     /// Every reason, in `index` order.
-    pub const ALL: [FlushReason; 8] = [
+    pub const ALL: [FlushReason; 9] = [
         FlushReason::Size,
         FlushReason::Bytes,
         FlushReason::Age,
@@ -85,6 +91,7 @@ impl FlushReason {
         FlushReason::Explicit,
         FlushReason::Close,
         FlushReason::Backpressure,
+        FlushReason::Request,
     ];
 
     /// Position in [`FlushReason::ALL`].
@@ -103,6 +110,7 @@ impl FlushReason {
             FlushReason::Explicit => "explicit",
             FlushReason::Close => "close",
             FlushReason::Backpressure => "backpressure",
+            FlushReason::Request => "request",
         }
     }
 }

@@ -2,8 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use hive_types::{AgentId, BoundedRecycler, HiveError, HiveResult, Message, SharedRecycler};
 
@@ -15,6 +14,7 @@ use crate::mailbox::Mailbox;
 use crate::sender::Sender;
 use crate::shared::{lock, Shared};
 use crate::stats::{CommunicatorStats, MailboxDepth};
+use crate::undelivered::{Undelivered, UndeliveredReason};
 
 /// The swarm communicator: a registry of agent mailboxes, and senders that
 /// batch per destination. Cloning makes another handle to the same one.
@@ -65,18 +65,7 @@ impl Communicator {
             });
         }
         let inbox = Arc::new(Inbox::new(agent, self.shared.config.mailbox_capacity));
-        {
-            let mut registry = self
-                .shared
-                .registry
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            if registry.contains_key(&agent) {
-                return Err(HiveError::AlreadyRegistered(agent));
-            }
-            registry.insert(agent, inbox.clone());
-        }
-        self.shared.registry_changed.notify(usize::MAX);
+        self.shared.registry.register(&inbox)?;
         Ok(Mailbox::new(inbox, self.shared.clone()))
     }
 
@@ -86,24 +75,21 @@ impl Communicator {
         let inbox = self
             .shared
             .registry
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
             .remove(&agent)
             .ok_or(HiveError::UnknownAgent(agent))?;
         inbox.close();
-        self.shared.registry_changed.notify(usize::MAX);
         Ok(())
     }
 
     /// Whether `agent` is registered.
     pub fn is_registered(&self, agent: AgentId) -> bool {
-        self.shared.inbox(&agent).is_some()
+        self.shared.registry.get(&agent).is_some()
     }
 
     /// Every agent a message can be sent to: registered here, or hosted by
     /// a connected peer.
     pub fn agents(&self) -> Vec<AgentId> {
-        self.shared.agent_ids()
+        self.shared.registry.agent_ids()
     }
 
     /// A new sender handle with its own batches.
@@ -126,7 +112,7 @@ impl Communicator {
         for core in self.shared.live_senders() {
             core.flush_all(&self.shared, FlushReason::Close);
         }
-        for inbox in self.shared.inboxes() {
+        for inbox in self.shared.registry.inboxes() {
             inbox.close();
         }
         if let Some(thread) = self.shared.flusher.thread.get() {
@@ -139,34 +125,36 @@ impl Communicator {
         self.shared.is_closed()
     }
 
-    /// Takes the messages that could not be delivered (their recipient
-    /// unregistered or dropped its mailbox with mail in it). At most
-    /// `dead_letter_capacity` are kept; the rest are only counted in
-    /// [`CommunicatorStats::undeliverable`].
-    pub fn take_undelivered(&self) -> Vec<Message> {
+    /// Takes the messages that were not delivered, oldest first, each with
+    /// its reason. The communicator keeps at most `dead_letter_capacity`
+    /// messages and `dead_letter_bytes` payload bytes of them (evicting the
+    /// oldest); every one is counted in
+    /// [`CommunicatorStats::undeliverable`], kept or not.
+    pub fn take_undelivered(&self) -> Vec<Undelivered> {
         self.shared.take_dead_letters()
     }
 
     /// A snapshot of the counters, histograms and mailbox depths.
     pub fn stats(&self) -> CommunicatorStats {
         let shared = &self.shared;
-        let (mut counts, delivered) = {
-            let retired = lock(&shared.retired);
-            let mut delivered = retired.1;
-            let mut inboxes = lock(&shared.all_inboxes);
-            inboxes.retain(|w| w.strong_count() > 0);
-            for inbox in inboxes.iter().filter_map(std::sync::Weak::upgrade) {
-                delivered += inbox.delivered();
-            }
-            (retired.0, delivered)
-        };
+        let mut counts = *lock(&shared.retired);
         for core in shared.live_senders() {
             counts.add(&core.counts());
         }
+        let (by_reason, undeliverable, evicted) = shared.undelivered_counts();
+        let replies = shared.replies();
+        let epoch = shared.epoch();
         CommunicatorStats {
             sent: counts.sent,
-            delivered,
-            undeliverable: shared.undeliverable.load(Ordering::Relaxed),
+            delivered: shared.registry.delivered() + replies,
+            replies,
+            pending_requests: shared.requests.waiting(),
+            undeliverable,
+            undeliverable_by_reason: UndeliveredReason::ALL
+                .iter()
+                .map(|r| (*r, by_reason.get(r.index()).copied().unwrap_or(0)))
+                .collect(),
+            undelivered_evicted: evicted,
             flushes: FlushReason::ALL
                 .iter()
                 .map(|r| (*r, counts.flushes.get(r.index()).copied().unwrap_or(0)))
@@ -174,12 +162,16 @@ impl Communicator {
             batch_size: shared.recorders.batch_sizes.snapshot(),
             batch_latency_ns: shared.recorders.latency_ns.snapshot(),
             mailboxes: shared
+                .registry
                 .inboxes()
                 .iter()
                 .map(|i| MailboxDepth {
                     agent: i.agent,
-                    queued: i.queued(),
+                    queued: i.depth(),
                     accepted: i.reserved(),
+                    lag: i
+                        .oldest(epoch)
+                        .map_or(std::time::Duration::ZERO, |at| at.elapsed()),
                 })
                 .collect(),
         }
@@ -189,5 +181,32 @@ impl Communicator {
 impl fmt::Debug for Communicator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.shared, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_mailboxes_leave_nothing_behind() {
+        let comm = Communicator::new(CommunicatorConfig::default()).unwrap();
+        let sender = comm.sender();
+        for _ in 0..10_000 {
+            let agent = AgentId::random();
+            let mut mailbox = comm.register(agent).unwrap();
+            sender
+                .send(Message::new(AgentId::nil(), agent, "x"))
+                .unwrap();
+            sender.flush();
+            assert!(mailbox.recv().is_ok());
+        }
+        assert_eq!(comm.shared.registry.tracked(), 0);
+        assert!(comm.agents().is_empty());
+        assert_eq!(
+            comm.stats().delivered,
+            10_000,
+            "the retired total keeps count"
+        );
     }
 }

@@ -22,11 +22,22 @@ pub struct CommunicatorConfig {
     /// Messages a mailbox holds, counting those already accepted into
     /// senders' batches for it; senders wait (or get `Full`) beyond it.
     pub mailbox_capacity: usize,
-    /// Undeliverable messages kept for [`take_undelivered`](crate::Communicator::take_undelivered);
-    /// beyond it they are counted and dropped.
+    /// Undelivered messages kept for
+    /// [`take_undelivered`](crate::Communicator::take_undelivered); beyond
+    /// it (or beyond `dead_letter_bytes`) the oldest kept one is evicted.
+    /// Every undelivered message is counted either way.
     pub dead_letter_capacity: usize,
+    /// Payload bytes kept for `take_undelivered` (payloads are copied, so
+    /// this is memory actually held).
+    pub dead_letter_bytes: usize,
     /// Empty batch buffers kept for reuse by the default recycler.
     pub recycled_batches: usize,
+    /// Requests waiting for a reply, plus recently abandoned ones (kept to
+    /// recognise late replies); a request beyond it is refused with `Full`.
+    pub max_pending_requests: usize,
+    /// A `Low` or `Normal` message that waited longer than this in a
+    /// mailbox gets every other turn ahead of more urgent mail (aging).
+    pub aging_threshold: Duration,
 }
 
 impl Default for CommunicatorConfig {
@@ -37,7 +48,10 @@ impl Default for CommunicatorConfig {
             linger: Duration::from_millis(10),
             mailbox_capacity: 4096,
             dead_letter_capacity: 1024,
+            dead_letter_bytes: 4 << 20,
             recycled_batches: 1024,
+            max_pending_requests: 65_536,
+            aging_threshold: Duration::from_millis(100),
         }
     }
 }
@@ -73,6 +87,24 @@ impl CommunicatorConfig {
         self
     }
 
+    /// Sets `dead_letter_bytes`.
+    pub fn dead_letter_bytes(mut self, n: usize) -> Self {
+        self.dead_letter_bytes = n;
+        self
+    }
+
+    /// Sets `max_pending_requests`.
+    pub fn max_pending_requests(mut self, n: usize) -> Self {
+        self.max_pending_requests = n;
+        self
+    }
+
+    /// Sets `aging_threshold`.
+    pub fn aging_threshold(mut self, threshold: Duration) -> Self {
+        self.aging_threshold = threshold;
+        self
+    }
+
     /// Checks the values; the error names the field and the accepted range.
     pub fn validate(&self) -> HiveResult<()> {
         if self.max_messages == 0 {
@@ -88,6 +120,12 @@ impl CommunicatorConfig {
             return Err(HiveError::config(
                 "mailbox_capacity",
                 "must be at least 1 message",
+            ));
+        }
+        if self.max_pending_requests == 0 {
+            return Err(HiveError::config(
+                "max_pending_requests",
+                "must be at least 1 request",
             ));
         }
         if self.linger > Duration::from_secs(3600) {

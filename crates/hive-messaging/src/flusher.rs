@@ -65,7 +65,7 @@ fn tick(shared: &Shared) -> u64 {
         };
         next = next.min(core_next);
     }
-    let queued: usize = shared.inboxes().iter().map(|i| i.queued()).sum();
+    let queued: usize = shared.registry.inboxes().iter().map(|i| i.queued()).sum();
     shared.recorders.depth(queued);
     signal.wake_at.store(next, Ordering::SeqCst);
     next

@@ -3,11 +3,15 @@
 //! Capacity is counted in messages and *reserved when a message is
 //! accepted*, even while it still sits in a sender's batch, so a flush never
 //! fails for lack of room and `try_send` on a full mailbox hands the message
-//! straight back.
+//! straight back. The room is given back when the consumer hands a message
+//! out (not when it takes a batch), so the messages a consumer has read
+//! ahead count too: `capacity` bounds everything accepted and not yet
+//! handled.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 use event_listener::Event;
@@ -22,8 +26,13 @@ pub(crate) enum NoRoom {
     Closed,
 }
 
-// Fields are grouped by who writes them, each group on its own cache line:
-// a consumer polling its queue must not slow down senders that reserve room.
+/// What a scheduler-driven consumer runs when mail arrives.
+pub(crate) type ReadyHook = Box<dyn Fn() + Send + Sync>;
+
+// Fields are grouped by who writes them and how often, each group on its
+// own cache line: senders reserve per message, the queue changes per batch,
+// and the consumer's counters change per message it hands out. A sender
+// must not miss its cache on every message because the consumer counted one.
 pub(crate) struct Inbox {
     pub(crate) agent: AgentId,
     pub(crate) capacity: usize,
@@ -31,36 +40,46 @@ pub(crate) struct Inbox {
     /// link's id), rather than a local agent's mailbox.
     pub(crate) remote: bool,
     closed: AtomicBool,
-    /// Messages accepted for this inbox: queued plus held in senders'
-    /// batches. Written by senders per message.
-    reserved: CachePadded<AtomicUsize>,
-    /// Senders' batches for this inbox that are started but not flushed.
-    pub(crate) partial_batches: CachePadded<AtomicUsize>,
-    queue: CachePadded<Mutex<VecDeque<Batch>>>,
-    /// Messages in the queue: lets the consumer poll without the lock.
-    queued: CachePadded<AtomicUsize>,
-    consumer: CachePadded<ConsumerFlags>,
+    senders: CachePadded<SenderSide>,
+    queue: CachePadded<QueueSide>,
+    consumer: CachePadded<ConsumerSide>,
     pub(crate) not_empty: Event,
     pub(crate) not_full: Event,
-    /// Messages left in it when its consumer went away (reported undeliverable).
-    pub(crate) abandoned: AtomicU64,
     /// Called after every batch is queued (consumers driven by a scheduler).
-    pub(crate) ready_hook: std::sync::OnceLock<ReadyHook>,
-    /// Highest priority queued since the consumer last looked.
-    pub(crate) pending_priority: std::sync::atomic::AtomicU8,
+    pub(crate) ready_hook: OnceLock<ReadyHook>,
 }
 
-/// What a scheduler-driven consumer runs when mail arrives.
-pub(crate) type ReadyHook = Box<dyn Fn() + Send + Sync>;
+/// Written by senders per message.
+struct SenderSide {
+    /// Messages accepted for this inbox and not yet handed out: queued,
+    /// read ahead by the consumer, or held in senders' batches.
+    reserved: AtomicUsize,
+    /// Senders' batches for this inbox that are started but not flushed.
+    partial_batches: AtomicUsize,
+}
 
-/// Written by the consumer when it waits, read by senders per message.
-struct ConsumerFlags {
+/// Written per batch, by senders (push) and the consumer (take).
+struct QueueSide {
+    batches: Mutex<VecDeque<Batch>>,
+    /// Messages in `batches`: lets the consumer poll without the lock.
+    queued: AtomicUsize,
+    /// Highest priority queued since the consumer last looked.
+    pending_priority: AtomicU8,
     /// The consumer is waiting and no sender has woken it yet.
     idle: AtomicBool,
     /// The consumer is blocked waiting for mail.
     waiting: AtomicBool,
-    /// Messages the consumer took out of the queue (single writer).
+}
+
+/// Written by the consumer, read by statistics.
+struct ConsumerSide {
+    /// Messages the consumer handed out.
     delivered: AtomicU64,
+    /// Messages the consumer took from the queue and has not handed out.
+    ahead: AtomicUsize,
+    /// When the oldest batch the consumer holds started (nanoseconds since
+    /// `epoch` + 1; 0 when it holds none).
+    oldest_ahead: AtomicU64,
 }
 
 impl Inbox {
@@ -80,25 +99,33 @@ impl Inbox {
             capacity,
             remote,
             closed: AtomicBool::new(false),
-            reserved: CachePadded::new(AtomicUsize::new(0)),
-            partial_batches: CachePadded::new(AtomicUsize::new(0)),
-            queue: CachePadded::new(Mutex::new(VecDeque::new())),
-            queued: CachePadded::new(AtomicUsize::new(0)),
-            consumer: CachePadded::new(ConsumerFlags {
+            senders: CachePadded::new(SenderSide {
+                reserved: AtomicUsize::new(0),
+                partial_batches: AtomicUsize::new(0),
+            }),
+            queue: CachePadded::new(QueueSide {
+                batches: Mutex::new(VecDeque::new()),
+                queued: AtomicUsize::new(0),
+                pending_priority: AtomicU8::new(0),
                 idle: AtomicBool::new(false),
                 waiting: AtomicBool::new(false),
+            }),
+            consumer: CachePadded::new(ConsumerSide {
                 delivered: AtomicU64::new(0),
+                ahead: AtomicUsize::new(0),
+                oldest_ahead: AtomicU64::new(0),
             }),
             not_empty: Event::new(),
             not_full: Event::new(),
-            abandoned: AtomicU64::new(0),
-            ready_hook: std::sync::OnceLock::new(),
-            pending_priority: std::sync::atomic::AtomicU8::new(0),
+            ready_hook: OnceLock::new(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<Batch>> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        self.queue
+            .batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reserves room for one message.
@@ -107,12 +134,13 @@ impl Inbox {
         if self.closed.load(Ordering::Acquire) {
             return Err(NoRoom::Closed);
         }
-        let mut used = self.reserved.load(Ordering::Relaxed);
+        let reserved = &self.senders.reserved;
+        let mut used = reserved.load(Ordering::Relaxed);
         loop {
             if used >= self.capacity {
                 return Err(NoRoom::Full);
             }
-            match self.reserved.compare_exchange_weak(
+            match reserved.compare_exchange_weak(
                 used,
                 used + 1,
                 Ordering::AcqRel,
@@ -127,9 +155,24 @@ impl Inbox {
     /// Gives back `n` reserved slots and wakes senders waiting for room.
     pub(crate) fn release(&self, n: usize) {
         if n > 0 {
-            self.reserved.fetch_sub(n, Ordering::AcqRel);
+            self.senders.reserved.fetch_sub(n, Ordering::AcqRel);
             self.not_full.notify(usize::MAX);
         }
+    }
+
+    /// A sender opened a batch for this inbox.
+    pub(crate) fn batch_opened(&self) {
+        self.senders.partial_batches.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A sender flushed (or dropped) its open batch for this inbox.
+    pub(crate) fn batch_closed(&self) {
+        self.senders.partial_batches.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether senders hold open batches for this inbox.
+    pub(crate) fn has_partial_batches(&self) -> bool {
+        self.senders.partial_batches.load(Ordering::SeqCst) > 0
     }
 
     /// Queues a batch whose messages hold reservations. A closed inbox
@@ -143,10 +186,11 @@ impl Inbox {
                 self.release(n);
                 return Err(batch);
             }
-            self.pending_priority
+            self.queue
+                .pending_priority
                 .fetch_max(batch.top_priority as u8, Ordering::AcqRel);
             queue.push_back(batch);
-            self.queued.fetch_add(n, Ordering::Release);
+            self.queue.queued.fetch_add(n, Ordering::Release);
         }
         self.not_empty.notify(1);
         if let Some(hook) = self.ready_hook.get() {
@@ -155,62 +199,105 @@ impl Inbox {
         Ok(())
     }
 
-    /// Takes the oldest queued batch and releases its reservations. Looks
-    /// at the queue's counter first, so polling an empty inbox takes no lock.
+    /// Moves every queued batch to the back of `into` (the consumer's own
+    /// list), oldest first. Their room stays reserved until the consumer
+    /// hands their messages out. Looks at the counter first, so polling an
+    /// empty inbox takes no lock.
     #[inline]
-    pub(crate) fn pop(&self) -> Option<Batch> {
-        if self.queued.load(Ordering::Acquire) == 0 {
-            return None;
+    pub(crate) fn take_all(&self, into: &mut VecDeque<Batch>) -> usize {
+        if self.queue.queued.load(Ordering::Acquire) == 0 {
+            return 0;
         }
-        let batch = self.lock().pop_front()?;
-        self.queued.fetch_sub(batch.len(), Ordering::Relaxed);
-        self.release(batch.len());
-        Some(batch)
+        let mut queue = self.lock();
+        let n: usize = queue.iter().map(Batch::len).sum();
+        if into.is_empty() {
+            std::mem::swap(&mut *queue, into);
+        } else {
+            into.extend(queue.drain(..));
+        }
+        self.queue.queued.fetch_sub(n, Ordering::Release);
+        n
     }
 
-    /// Messages queued (not counting those still in senders' batches).
+    /// Messages queued (not counting those read ahead by the consumer or
+    /// still in senders' batches).
     pub(crate) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.queue.queued.load(Ordering::Relaxed)
     }
 
-    /// Messages accepted for this inbox and not yet taken by its consumer.
+    /// Messages accepted for this inbox and not yet handed out.
     pub(crate) fn reserved(&self) -> usize {
-        self.reserved.load(Ordering::Relaxed)
+        self.senders.reserved.load(Ordering::Relaxed)
+    }
+
+    /// Messages waiting for the consumer: queued plus read ahead.
+    pub(crate) fn depth(&self) -> usize {
+        self.queued() + self.consumer.ahead.load(Ordering::Relaxed)
+    }
+
+    /// When the oldest message waiting for the consumer joined its batch
+    /// (`epoch` is the communicator's start).
+    pub(crate) fn oldest(&self, epoch: Instant) -> Option<Instant> {
+        let queued = self.lock().front().map(|b| b.started);
+        let ahead = match self.consumer.oldest_ahead.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(epoch + std::time::Duration::from_nanos(n - 1)),
+        };
+        match (queued, ahead) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The consumer publishes how many messages it holds read ahead.
+    #[inline]
+    pub(crate) fn publish_ahead_len(&self, ahead: usize) {
+        self.consumer.ahead.store(ahead, Ordering::Relaxed);
+    }
+
+    /// The consumer publishes what it holds read ahead (for depth and lag).
+    pub(crate) fn publish_ahead(&self, ahead: usize, oldest_ns: Option<u64>) {
+        self.consumer.ahead.store(ahead, Ordering::Relaxed);
+        self.consumer.oldest_ahead.store(
+            oldest_ns.map_or(0, |n| n.saturating_add(1)),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The highest priority queued since the last call (the consumer's
+    /// scheduler reads it).
+    pub(crate) fn take_pending_priority(&self) -> u8 {
+        self.queue.pending_priority.swap(0, Ordering::AcqRel)
     }
 
     /// Marks the consumer as waiting (or not).
     pub(crate) fn set_idle(&self, idle: bool) {
-        self.consumer.waiting.store(idle, Ordering::SeqCst);
-        self.consumer.idle.store(idle, Ordering::SeqCst);
+        self.queue.waiting.store(idle, Ordering::SeqCst);
+        self.queue.idle.store(idle, Ordering::SeqCst);
     }
 
     /// Whether the consumer is blocked waiting for mail.
     pub(crate) fn is_waiting(&self) -> bool {
-        self.consumer.waiting.load(Ordering::SeqCst)
-    }
-
-    /// Counts messages the consumer took (called by the single consumer).
-    pub(crate) fn add_delivered(&self, n: usize) {
-        let d = &self.consumer.delivered;
-        d.store(d.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
-    }
-
-    /// Messages the consumer took so far.
-    pub(crate) fn delivered(&self) -> u64 {
-        self.consumer.delivered.load(Ordering::Relaxed)
-    }
-
-    /// Hands the delivered count over (to the retired totals) and zeroes it.
-    pub(crate) fn take_delivered(&self) -> u64 {
-        self.consumer.delivered.swap(0, Ordering::Relaxed)
+        self.queue.waiting.load(Ordering::SeqCst)
     }
 
     /// Whether the consumer is waiting; the first sender to see it claims
     /// the wake-up, so one idle period triggers one immediate flush.
     #[inline]
     pub(crate) fn claim_idle(&self) -> bool {
-        let idle = &self.consumer.idle;
+        let idle = &self.queue.idle;
         idle.load(Ordering::Relaxed) && idle.swap(false, Ordering::AcqRel)
+    }
+
+    /// Counts messages the consumer handed out (called by the single consumer).
+    pub(crate) fn add_delivered(&self, n: usize) {
+        let d = &self.consumer.delivered;
+        d.store(d.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
+    }
+
+    /// Messages the consumer handed out so far.
+    pub(crate) fn delivered(&self) -> u64 {
+        self.consumer.delivered.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -228,11 +315,11 @@ impl Inbox {
         self.not_full.notify(usize::MAX);
     }
 
-    /// Removes every queued batch (for a mailbox dropped with mail in it).
+    /// Removes every queued batch, releasing their room.
     pub(crate) fn drain(&self) -> Vec<Batch> {
         let drained: Vec<Batch> = self.lock().drain(..).collect();
         let n: usize = drained.iter().map(Batch::len).sum();
-        self.queued.fetch_sub(n, Ordering::Relaxed);
+        self.queue.queued.fetch_sub(n, Ordering::Relaxed);
         self.release(n);
         drained
     }
@@ -254,7 +341,6 @@ impl std::fmt::Debug for Inbox {
 mod tests {
     use super::*;
     use hive_types::Message;
-    use std::time::Instant;
 
     fn batch(n: usize) -> Batch {
         let mut b = Batch::new(VecDeque::new(), Instant::now());
@@ -265,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn reservations_bound_the_inbox() {
+    fn reservations_bound_the_inbox_until_messages_are_handed_out() {
         let inbox = Inbox::new(AgentId::nil(), 3);
         for _ in 0..3 {
             inbox.try_reserve().unwrap();
@@ -273,7 +359,15 @@ mod tests {
         assert_eq!(inbox.try_reserve(), Err(NoRoom::Full));
         inbox.push(batch(3)).unwrap();
         assert_eq!(inbox.queued(), 3);
-        assert_eq!(inbox.pop().unwrap().len(), 3);
+        let mut taken = VecDeque::new();
+        assert_eq!(inbox.take_all(&mut taken), 3);
+        assert_eq!(inbox.queued(), 0);
+        assert_eq!(
+            inbox.try_reserve(),
+            Err(NoRoom::Full),
+            "read ahead, not handed out"
+        );
+        inbox.release(3);
         assert_eq!(inbox.reserved(), 0);
         assert!(inbox.try_reserve().is_ok());
     }

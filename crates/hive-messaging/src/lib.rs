@@ -67,15 +67,21 @@
 //! `metrics` facade; [`Communicator::stats`] gives the same as a snapshot.
 
 mod batch;
+mod broadcast;
 mod communicator;
 mod config;
 mod flusher;
 mod idmap;
 mod inbox;
+mod lanes;
 mod mailbox;
+mod registry;
+mod requests;
 mod sender;
 mod shared;
 mod stats;
+mod undelivered;
+mod wait;
 
 #[cfg(feature = "nats")]
 pub mod nats;
@@ -85,9 +91,13 @@ pub mod tcp;
 pub mod wire;
 
 pub use batch::FlushReason;
+pub use broadcast::BroadcastReport;
 pub use communicator::Communicator;
 pub use config::CommunicatorConfig;
-pub use hive_types::{AgentId, HiveError, HiveResult, Message, Priority, Recipient, Rejected};
-pub use mailbox::{Mailbox, PendingPriority};
+pub use hive_types::{
+    AgentId, HiveError, HiveResult, Message, MessageId, MessageKind, Priority, Recipient, Rejected,
+};
+pub use mailbox::{Mailbox, MailboxProbe};
 pub use sender::Sender;
 pub use stats::{CommunicatorStats, MailboxDepth};
+pub use undelivered::{Undelivered, UndeliveredReason};

@@ -2,29 +2,50 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 use event_listener::{listener, Listener};
 use hive_types::{AgentId, HiveError, HiveResult, Message, Priority};
 
+use crate::batch::Batch;
 use crate::inbox::Inbox;
-use crate::shared::{lock, Shared};
+use crate::lanes::Lanes;
+use crate::shared::Shared;
+use crate::undelivered::UndeliveredReason;
 
-/// The receiving end of one agent. Messages from one sender arrive in the
-/// order they were sent; batches from different senders arrive in the
-/// order they were flushed.
+/// The receiving end of one agent.
+///
+/// Messages come out by priority: every queued `Critical` message before
+/// any `High` one, then `Normal`, then `Low`; within one priority, in the
+/// order they arrived, so messages of one priority from one sender keep
+/// their order. Aging keeps low priorities moving: a `Low` or `Normal`
+/// message that has waited longer than
+/// [`CommunicatorConfig::aging_threshold`](crate::CommunicatorConfig::aging_threshold)
+/// gets every other turn until its lane has caught up.
+///
+/// A message whose time to live ran out before it came to the front is
+/// not handed out: it is reported undelivered as
+/// [`Expired`](crate::UndeliveredReason::Expired).
 ///
 /// Dropping a mailbox unregisters its agent; whatever was still queued for
-/// it becomes undeliverable (see
+/// it becomes undelivered (see
 /// [`Communicator::take_undelivered`](crate::Communicator::take_undelivered)).
 pub struct Mailbox {
     inbox: Arc<Inbox>,
     shared: Arc<Shared>,
-    /// The batch being handed out, message by message.
-    current: VecDeque<Message>,
+    /// Messages taken from the inbox, not yet handed out.
+    lanes: Lanes,
+    /// Batches just taken from the inbox (kept to reuse its buffer).
+    taken: VecDeque<Batch>,
+    /// Messages taken out of the lanes since the last settlement: their
+    /// room is still reserved.
+    unsettled: usize,
+    /// Of those, handed to the consumer (the rest expired).
+    handed: usize,
+    /// Settle at least this often (a fraction of the capacity).
+    settle_every: usize,
 }
 
 /// How long an idle receiver lets a still-sending sender claim the idle
@@ -39,11 +60,16 @@ impl Mailbox {
     /// The consumer end of `inbox`: an agent's, or a transport link's.
     /// Its deliveries count in the communicator's stats.
     pub(crate) fn new(inbox: Arc<Inbox>, shared: Arc<Shared>) -> Self {
-        lock(&shared.all_inboxes).push(Arc::downgrade(&inbox));
+        shared.track_inbox(&inbox);
+        let settle_every = (inbox.capacity / 4).clamp(1, 32);
         Mailbox {
             inbox,
             shared,
-            current: VecDeque::new(),
+            lanes: Lanes::default(),
+            taken: VecDeque::new(),
+            unsettled: 0,
+            handed: 0,
+            settle_every,
         }
     }
 
@@ -55,7 +81,19 @@ impl Mailbox {
     /// Messages ready to be received now (not counting those still held in
     /// senders' batches).
     pub fn len(&self) -> usize {
-        self.current.len() + self.inbox.queued()
+        self.lanes.len() + self.inbox.queued()
+    }
+
+    /// How long the oldest message waiting here has waited (zero when none
+    /// waits): how far behind its consumer is.
+    pub fn lag(&self) -> Duration {
+        let queued = self.inbox.oldest(self.shared.epoch());
+        let ahead = self.lanes.oldest();
+        let oldest = match (queued, ahead) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        oldest.map_or(Duration::ZERO, |at| at.elapsed())
     }
 
     /// Whether no message is ready now.
@@ -70,7 +108,9 @@ impl Mailbox {
             return Ok(Some(m));
         }
         if self.inbox.is_closed() {
-            return Err(closed());
+            // A batch queued just before the close may have arrived after
+            // the look above: seeing `closed` means seeing it now.
+            return self.next_ready().map(Some).ok_or_else(closed);
         }
         Ok(None)
     }
@@ -106,7 +146,7 @@ impl Mailbox {
                 return done;
             }
             let mut until = deadline.map(|(d, _)| d);
-            let hold_back = !poked && self.inbox.partial_batches.load(Ordering::SeqCst) > 0;
+            let hold_back = !poked && self.inbox.has_partial_batches();
             if hold_back {
                 let poke_at = Instant::now() + POKE_AFTER;
                 until = Some(until.map_or(poke_at, |d| d.min(poke_at)));
@@ -144,14 +184,11 @@ impl Mailbox {
             if let Some(m) = self.next_ready() {
                 return Ok(m);
             }
-            if self.inbox.is_closed() {
-                return Err(closed());
-            }
             let listener = self.inbox.not_empty.listen();
             if let Some(done) = self.go_idle() {
                 return done;
             }
-            if self.inbox.partial_batches.load(Ordering::SeqCst) > 0 {
+            if self.inbox.has_partial_batches() {
                 self.shared.flusher.poke_idle();
             }
             listener.await;
@@ -187,7 +224,9 @@ impl Mailbox {
     pub fn try_recv_many(&mut self, buf: &mut Vec<Message>, max: usize) -> HiveResult<usize> {
         let n = self.drain_ready(buf, max);
         if n == 0 && max > 0 && self.inbox.is_closed() {
-            return Err(closed());
+            // See `try_recv`: look once more after seeing the close.
+            let late = self.drain_ready(buf, max);
+            return if late > 0 { Ok(late) } else { Err(closed()) };
         }
         Ok(n)
     }
@@ -212,8 +251,9 @@ impl Mailbox {
     /// once, and batches they hold for it are asked for. Returns whether
     /// mail is ready after all (then the consumer should run again).
     pub fn declare_idle(&mut self) -> bool {
+        self.settle();
         self.inbox.set_idle(true);
-        if self.inbox.partial_batches.load(Ordering::SeqCst) > 0 {
+        if self.inbox.has_partial_batches() {
             self.shared.flusher.poke_idle();
         }
         !self.is_empty() || self.inbox.is_closed()
@@ -224,10 +264,14 @@ impl Mailbox {
         self.inbox.set_idle(false);
     }
 
-    /// A handle that reads the highest priority queued since it was last
-    /// read, without borrowing the mailbox (a scheduler holds it).
-    pub fn pending_priority(&self) -> PendingPriority {
-        PendingPriority(self.inbox.clone())
+    /// A handle that watches this mailbox from elsewhere: its depth and lag
+    /// (for metrics), the highest priority queued since last asked (for a
+    /// scheduler), and closing it (to stop its consumer).
+    pub fn probe(&self) -> MailboxProbe {
+        MailboxProbe {
+            inbox: self.inbox.clone(),
+            shared: self.shared.clone(),
+        }
     }
 
     /// Whether the mailbox is closed (no more mail will come once drained).
@@ -242,28 +286,84 @@ impl Mailbox {
         self.unregister();
     }
 
+    /// Closes the mailbox and reports every message still in it as
+    /// undelivered for `reason` (a consumer that stops without handling its
+    /// mail). Returns how many there were.
+    pub fn discard(&mut self, reason: UndeliveredReason) -> usize {
+        self.close();
+        self.discard_held(reason)
+    }
+
+    fn discard_held(&mut self, reason: UndeliveredReason) -> usize {
+        self.settle();
+        let mut leftovers = self.lanes.drain();
+        let held = leftovers.len();
+        for mut batch in self.inbox.drain() {
+            leftovers.extend(batch.messages.drain(..));
+            self.shared.recycler.give(batch.messages);
+        }
+        // The lanes' room was still reserved; the inbox's drain gave its own.
+        self.inbox.release(held);
+        self.inbox.publish_ahead(0, None);
+        let n = leftovers.len();
+        self.shared.undeliverable(leftovers, reason);
+        n
+    }
+
     fn drain_ready(&mut self, buf: &mut Vec<Message>, max: usize) -> usize {
         let mut moved = 0;
         while moved < max {
-            if self.current.is_empty() && !self.refill() {
-                break;
+            match self.next_ready() {
+                Some(m) => {
+                    buf.push(m);
+                    moved += 1;
+                }
+                None => break,
             }
-            let take = (max - moved).min(self.current.len());
-            buf.extend(self.current.drain(..take));
-            moved += take;
         }
         moved
     }
 
+    /// The next message by priority: takes in what arrived first (it may be
+    /// more urgent than what was read ahead), skips expired messages.
     #[inline]
     fn next_ready(&mut self) -> Option<Message> {
-        if let Some(m) = self.current.pop_front() {
+        loop {
+            if self.inbox.queued() > 0 {
+                self.refill();
+            }
+            let Some(m) = self.lanes.pop(self.shared.config.aging_threshold) else {
+                self.settle();
+                return None;
+            };
+            self.unsettled += 1;
+            if m.ttl.is_some() && m.is_expired() {
+                self.shared.undeliverable([m], UndeliveredReason::Expired);
+                continue;
+            }
+            self.handed += 1;
+            if self.unsettled >= self.settle_every || self.lanes.len() == 0 {
+                self.settle();
+            } else {
+                self.inbox.publish_ahead_len(self.lanes.len());
+            }
             return Some(m);
         }
-        if self.refill() {
-            return self.current.pop_front();
+    }
+
+    /// Gives back the room of the messages taken out since the last call,
+    /// counts the handed-out ones as delivered, and publishes the read-ahead.
+    fn settle(&mut self) {
+        if self.unsettled == 0 {
+            return;
         }
-        None
+        self.inbox.release(self.unsettled);
+        self.inbox.add_delivered(self.handed);
+        self.shared.recorders.delivered(self.handed);
+        let oldest = self.lanes.oldest().map(|at| self.shared.nanos(at));
+        self.inbox.publish_ahead(self.lanes.len(), oldest);
+        self.unsettled = 0;
+        self.handed = 0;
     }
 
     /// Spins briefly for mail before going idle.
@@ -288,38 +388,33 @@ impl Mailbox {
         }
         if self.inbox.is_closed() {
             self.inbox.set_idle(false);
-            return Some(Err(closed()));
+            return Some(self.next_ready().ok_or_else(closed));
         }
         None
     }
 
-    /// Takes the next queued batch into `current`; recycles the old buffer.
+    /// Takes every queued batch into the lanes; recycles their buffers.
     fn refill(&mut self) -> bool {
-        let Some(batch) = self.inbox.pop() else {
+        if self.inbox.take_all(&mut self.taken) == 0 {
             return false;
-        };
-        let n = batch.len();
-        self.inbox.add_delivered(n);
-        self.shared.recorders.delivered(n, batch.started.elapsed());
-        let spent = std::mem::replace(&mut self.current, batch.messages);
-        if spent.capacity() > 0 {
-            self.shared.recycler.give(spent);
         }
+        let now = Instant::now();
+        while let Some(batch) = self.taken.pop_front() {
+            self.shared
+                .recorders
+                .taken(now.saturating_duration_since(batch.started));
+            let spent = self.lanes.absorb(batch);
+            if spent.capacity() > 0 {
+                self.shared.recycler.give(spent);
+            }
+        }
+        let oldest = self.lanes.oldest().map(|at| self.shared.nanos(at));
+        self.inbox.publish_ahead(self.lanes.len(), oldest);
         true
     }
 
     fn unregister(&self) {
-        let mut registry = self
-            .shared
-            .registry
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if registry
-            .get(&self.inbox.agent)
-            .is_some_and(|i| Arc::ptr_eq(i, &self.inbox))
-        {
-            registry.remove(&self.inbox.agent);
-        }
+        self.shared.unregister_inbox(&self.inbox);
     }
 }
 
@@ -327,38 +422,71 @@ impl Drop for Mailbox {
     fn drop(&mut self) {
         self.inbox.close();
         self.unregister();
-        let mut leftovers: Vec<Message> = self.current.drain(..).collect();
-        for mut batch in self.inbox.drain() {
-            leftovers.extend(batch.messages.drain(..));
-            self.shared.recycler.give(batch.messages);
-        }
-        if !leftovers.is_empty() {
-            self.inbox
-                .abandoned
-                .fetch_add(leftovers.len() as u64, Ordering::Relaxed);
-            self.shared.undeliverable(leftovers);
-        }
-        let mut retired = lock(&self.shared.retired);
-        retired.1 += self.inbox.take_delivered();
+        self.discard_held(UndeliveredReason::NoRecipient);
+        self.shared.retire_inbox(&self.inbox);
     }
 }
 
-/// The highest priority queued in a mailbox since the last
-/// [`take`](PendingPriority::take); see [`Mailbox::pending_priority`].
-pub struct PendingPriority(Arc<Inbox>);
+/// Watches a mailbox from outside its consumer; see [`Mailbox::probe`].
+#[derive(Clone)]
+pub struct MailboxProbe {
+    inbox: Arc<Inbox>,
+    shared: Arc<Shared>,
+}
 
-impl PendingPriority {
+impl MailboxProbe {
+    /// The agent the mailbox belongs to.
+    pub fn agent(&self) -> AgentId {
+        self.inbox.agent
+    }
+
     /// The highest priority queued since the last call (`Low` when none).
-    pub fn take(&self) -> Priority {
-        let p = self.0.pending_priority.swap(0, Ordering::AcqRel);
-        Priority::from_index(usize::from(p)).unwrap_or(Priority::Low)
+    pub fn take_priority(&self) -> Priority {
+        Priority::from_index(usize::from(self.inbox.take_pending_priority()))
+            .unwrap_or(Priority::Low)
+    }
+
+    /// Messages waiting for the consumer (queued or read ahead).
+    pub fn depth(&self) -> usize {
+        self.inbox.depth()
+    }
+
+    /// Messages accepted for this mailbox and not yet handed out: waiting,
+    /// plus those still held in senders' batches.
+    pub fn accepted(&self) -> usize {
+        self.inbox.reserved()
+    }
+
+    /// How long the oldest message waiting has waited; see [`Mailbox::lag`].
+    pub fn lag(&self) -> Duration {
+        self.inbox
+            .oldest(self.shared.epoch())
+            .map_or(Duration::ZERO, |at| at.elapsed())
+    }
+
+    /// Messages the consumer has taken so far.
+    pub fn delivered(&self) -> u64 {
+        self.inbox.delivered()
+    }
+
+    /// Whether the mailbox is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inbox.is_closed()
+    }
+
+    /// Closes the mailbox to new mail and unregisters its agent; the
+    /// consumer still receives what was queued, then `Closed`.
+    pub fn close(&self) {
+        self.inbox.close();
+        self.shared.unregister_inbox(&self.inbox);
     }
 }
 
-impl fmt::Debug for PendingPriority {
+impl fmt::Debug for MailboxProbe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("PendingPriority")
-            .field(&self.0.agent)
+        f.debug_struct("MailboxProbe")
+            .field("agent", &self.inbox.agent)
+            .field("depth", &self.depth())
             .finish()
     }
 }

@@ -2,27 +2,35 @@
 
 use std::collections::hash_map::Entry;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use event_listener::{EventListener, Listener};
-use hive_types::{AgentId, HiveError, HiveResult, Message, Priority, Recipient, Rejected};
+use event_listener::EventListener;
+use hive_types::{AgentId, HiveError, Message, MessageKind, Priority, Recipient, Rejected};
 
 use crate::batch::{Batch, FlushReason};
 use crate::idmap::IdMap;
 use crate::inbox::{Inbox, NoRoom};
+use crate::requests::Offered;
 use crate::shared::{lock, Shared, NEVER};
 use crate::stats::SendCounts;
+use crate::undelivered::UndeliveredReason;
+use crate::wait::{run_blocking, Await, AwaitOr, Block, BlockUntil, Wait};
 
 /// A handle that sends messages. Cheap to clone; each clone batches on its
-/// own, so order is kept per (sender handle, recipient).
+/// own, so order is kept per (sender handle, recipient, priority).
 ///
 /// Made by [`Communicator::sender`](crate::Communicator::sender). Dropping it
 /// flushes what it still holds.
+///
+/// Every way of sending comes in a blocking form (`send`, `send_timeout`)
+/// and an async one (`send_async`, `send_async_timeout`); the async forms
+/// work on any executor, and take the executor's timer for their timeout.
 pub struct Sender {
-    core: Arc<SenderCore>,
-    shared: Arc<Shared>,
+    pub(crate) core: Arc<SenderCore>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 pub(crate) struct SenderCore {
@@ -33,18 +41,18 @@ pub(crate) struct SenderCore {
 
 #[derive(Default)]
 struct SenderState {
-    links: IdMap<Link>,
+    routes: IdMap<Route>,
     counts: SendCounts,
 }
 
-/// This sender's path to one destination: its mailbox and open batch.
-struct Link {
+/// This sender's path to one destination: its inbox and open batch.
+struct Route {
     inbox: Arc<Inbox>,
     batch: Option<Batch>,
 }
 
 /// Why a message was not accepted.
-enum Refusal {
+pub(crate) enum Refusal {
     Full(Arc<Inbox>),
     Unknown(AgentId),
     Closed,
@@ -65,7 +73,7 @@ impl Refusal {
     }
 }
 
-enum Attempt {
+pub(crate) enum Attempt {
     Sent,
     Refused(Message, HiveError),
     Wait(Message, EventListener),
@@ -87,87 +95,105 @@ impl Sender {
     /// Refuses (and hands back) the message when the recipient is not
     /// registered or the communicator is closed.
     pub fn send(&self, message: Message) -> Result<(), Rejected<Message>> {
-        self.send_until(message, None)
+        run_blocking(self.deliver(message, &mut Block))
     }
 
-    /// Like [`send`](Self::send), waiting at most `timeout` for room.
+    /// Like [`send`](Self::send), waiting at most `timeout` for room; then
+    /// hands the message back with [`HiveError::Timeout`]. For a broadcast
+    /// the timeout covers every recipient, and the error means some did not
+    /// get it (see [`broadcast_timeout`](Self::broadcast_timeout) for which).
     pub fn send_timeout(
         &self,
         message: Message,
         timeout: Duration,
     ) -> Result<(), Rejected<Message>> {
-        self.send_until(message, Some((Instant::now() + timeout, timeout)))
-    }
-
-    fn send_until(
-        &self,
-        message: Message,
-        deadline: Option<(Instant, Duration)>,
-    ) -> Result<(), Rejected<Message>> {
-        let to = match message.recipient {
-            Recipient::Agent(to) => to,
-            Recipient::Broadcast => {
-                return match self.broadcast(message.clone()) {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(Rejected::new(message, e)),
-                };
-            }
-        };
-        let mut message = message;
-        loop {
-            match self.attempt(to, message) {
-                Attempt::Sent => return Ok(()),
-                Attempt::Refused(m, e) => return Err(Rejected::new(m, e)),
-                Attempt::Wait(m, listener) => {
-                    message = m;
-                    let Some((deadline, timeout)) = deadline else {
-                        listener.wait();
-                        continue;
-                    };
-                    if listener.wait_deadline(deadline).is_some() {
-                        continue;
-                    }
-                    // Out of time: one last try, without waiting.
-                    let mut state = lock(&self.core.state);
-                    return self
-                        .accept(&mut state, to, message)
-                        .map_err(|(m, refusal)| {
-                            let e = match refusal {
-                                Refusal::Full(_) => HiveError::Timeout {
-                                    what: "send",
-                                    after: timeout,
-                                },
-                                other => other.into_error(),
-                            };
-                            Rejected::new(m, e)
-                        });
-                }
-            }
-        }
+        run_blocking(self.deliver(message, &mut BlockUntil::new(timeout)))
     }
 
     /// Sends `message` from async code, awaiting room in a full mailbox.
     pub async fn send_async(&self, message: Message) -> Result<(), Rejected<Message>> {
-        let to = match message.recipient {
-            Recipient::Agent(to) => to,
-            Recipient::Broadcast => {
-                return match self.broadcast_async(message.clone()).await {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(Rejected::new(message, e)),
-                };
-            }
-        };
+        self.deliver(message, &mut Await).await
+    }
+
+    /// Like [`send_async`](Self::send_async), giving up when `give_up`
+    /// completes: pass your runtime's timer, for example
+    /// `tokio::time::sleep(timeout)`. `timeout` is what the error reports.
+    /// Unlike wrapping `send_async` in a timeout, this hands the message
+    /// back instead of dropping it.
+    pub async fn send_async_timeout(
+        &self,
+        message: Message,
+        timeout: Duration,
+        give_up: impl Future<Output = ()> + Send,
+    ) -> Result<(), Rejected<Message>> {
+        self.deliver(message, &mut AwaitOr::new(give_up, timeout))
+            .await
+    }
+
+    /// Sends to the recipient, or to every other agent for a broadcast.
+    async fn deliver<W: Wait>(
+        &self,
+        message: Message,
+        wait: &mut W,
+    ) -> Result<(), Rejected<Message>> {
+        match message.recipient {
+            Recipient::Agent(to) => self.send_loop(to, message, wait).await,
+            Recipient::Broadcast => match self.broadcast_with(message.clone(), wait).await {
+                Ok(report) if report.missed.is_empty() => Ok(()),
+                Ok(_) => Err(Rejected::new(
+                    message,
+                    HiveError::Timeout {
+                        what: "broadcast",
+                        after: wait.patience(),
+                    },
+                )),
+                Err(e) => Err(Rejected::new(message, e)),
+            },
+        }
+    }
+
+    /// The one retry loop: accept, or wait for room the way `wait` waits.
+    pub(crate) async fn send_loop<W: Wait>(
+        &self,
+        to: AgentId,
+        message: Message,
+        wait: &mut W,
+    ) -> Result<(), Rejected<Message>> {
         let mut message = message;
         loop {
             match self.attempt(to, message) {
                 Attempt::Sent => return Ok(()),
                 Attempt::Refused(m, e) => return Err(Rejected::new(m, e)),
                 Attempt::Wait(m, listener) => {
-                    message = m;
-                    listener.await;
+                    if wait.wait(listener).await {
+                        message = m;
+                        continue;
+                    }
+                    return self.last_try(to, m, wait.patience());
                 }
             }
         }
+    }
+
+    /// Out of patience: one more try without waiting.
+    pub(crate) fn last_try(
+        &self,
+        to: AgentId,
+        message: Message,
+        patience: Duration,
+    ) -> Result<(), Rejected<Message>> {
+        let mut state = lock(&self.core.state);
+        self.accept(&mut state, to, message)
+            .map_err(|(m, refusal)| {
+                let e = match refusal {
+                    Refusal::Full(_) => HiveError::Timeout {
+                        what: "send",
+                        after: patience,
+                    },
+                    other => other.into_error(),
+                };
+                Rejected::new(m, e)
+            })
     }
 
     /// Sends `message` to the mailbox registered as `to`, whatever its
@@ -178,27 +204,17 @@ impl Sender {
         to: AgentId,
         message: Message,
     ) -> Result<(), Rejected<Message>> {
-        let mut message = message;
-        loop {
-            match self.attempt(to, message) {
-                Attempt::Sent => return Ok(()),
-                Attempt::Refused(m, e) => return Err(Rejected::new(m, e)),
-                Attempt::Wait(m, listener) => {
-                    message = m;
-                    listener.await;
-                }
-            }
-        }
+        self.send_loop(to, message, &mut Await).await
     }
 
     /// Sends without waiting: a full mailbox hands the message back with
     /// [`HiveError::Full`].
     pub fn try_send(&self, message: Message) -> Result<(), Rejected<Message>> {
         let Recipient::Agent(to) = message.recipient else {
-            let e = HiveError::Config {
-                field: "recipient",
-                reason: "try_send goes to one agent; use broadcast for Recipient::Broadcast".into(),
-            };
+            let e = HiveError::config(
+                "recipient",
+                "try_send goes to one agent; use broadcast for Recipient::Broadcast",
+            );
             return Err(Rejected::new(message, e));
         };
         let mut state = lock(&self.core.state);
@@ -239,74 +255,30 @@ impl Sender {
         Ok(sent)
     }
 
-    /// Sends a copy of `message` to every registered agent except its
-    /// sender, waiting for room where needed. Returns how many got it.
-    pub fn broadcast(&self, message: Message) -> HiveResult<usize> {
-        let mut reached = 0;
-        // A link to another process gets one copy; the peer fans it out.
-        for inbox in self.shared.inboxes() {
-            if inbox.agent == message.sender {
-                continue;
-            }
-            let mut copy = message.clone();
-            loop {
-                match self.attempt(inbox.agent, copy) {
-                    Attempt::Sent => {
-                        reached += 1;
-                        break;
-                    }
-                    Attempt::Refused(_, HiveError::UnknownAgent(_)) => break,
-                    Attempt::Refused(_, e) => return Err(e),
-                    Attempt::Wait(m, listener) => {
-                        copy = m;
-                        listener.wait();
-                    }
-                }
-            }
-        }
-        Ok(reached)
-    }
-
-    /// [`broadcast`](Self::broadcast) from async code.
-    pub async fn broadcast_async(&self, message: Message) -> HiveResult<usize> {
-        let mut reached = 0;
-        for inbox in self.shared.inboxes() {
-            if inbox.agent == message.sender {
-                continue;
-            }
-            let mut copy = message.clone();
-            loop {
-                match self.attempt(inbox.agent, copy) {
-                    Attempt::Sent => {
-                        reached += 1;
-                        break;
-                    }
-                    Attempt::Refused(_, HiveError::UnknownAgent(_)) => break,
-                    Attempt::Refused(_, e) => return Err(e),
-                    Attempt::Wait(m, listener) => {
-                        copy = m;
-                        listener.await;
-                    }
-                }
-            }
-        }
-        Ok(reached)
-    }
-
     /// Hands every batch this sender holds to its mailbox now.
     pub fn flush(&self) {
         self.core.flush_all(&self.shared, FlushReason::Explicit);
     }
 
+    /// Hands the batch held for `to`, if any, to its mailbox now.
+    pub(crate) fn flush_to(&self, to: AgentId) {
+        flush_route(
+            &self.shared,
+            &mut lock(&self.core.state),
+            to,
+            FlushReason::Request,
+        );
+    }
+
     /// Accepts `message` for `to`, or explains why not; a full mailbox
     /// yields a listener to wait on (registered before the last check).
-    fn attempt(&self, to: AgentId, message: Message) -> Attempt {
+    pub(crate) fn attempt(&self, to: AgentId, message: Message) -> Attempt {
         let mut state = lock(&self.core.state);
         match self.accept(&mut state, to, message) {
             Ok(()) => Attempt::Sent,
             Err((m, Refusal::Full(inbox))) => {
                 // Our own batch for this mailbox holds some of its room.
-                flush_link(&self.shared, &mut state, to, FlushReason::Backpressure);
+                flush_route(&self.shared, &mut state, to, FlushReason::Backpressure);
                 let listener = inbox.not_full.listen();
                 match self.accept(&mut state, to, m) {
                     Ok(()) => Attempt::Sent,
@@ -318,8 +290,8 @@ impl Sender {
         }
     }
 
-    /// The hot path: reserve room, append to the destination's batch, flush
-    /// if a rule says so.
+    /// The hot path: hand a reply to its waiter, or reserve room, append to
+    /// the destination's batch, and flush if a rule says so.
     #[inline]
     fn accept(
         &self,
@@ -330,29 +302,42 @@ impl Sender {
         if self.shared.is_closed() {
             return Err((message, Refusal::Closed));
         }
-        let SenderState { links, counts } = state;
-        let link = match links.entry(to) {
+        let message = match self.shared.requests.offer(message) {
+            Offered::NotAReply(m) => m,
+            Offered::Delivered => {
+                state.counts.sent += 1;
+                self.shared.count_reply();
+                return Ok(());
+            }
+            Offered::Late(m) => {
+                state.counts.sent += 1;
+                self.shared.undeliverable([m], UndeliveredReason::LateReply);
+                return Ok(());
+            }
+        };
+        let SenderState { routes, counts } = state;
+        let route = match routes.entry(to) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => match self.shared.route(&to) {
-                Some(inbox) => e.insert(Link { inbox, batch: None }),
+            Entry::Vacant(e) => match self.shared.registry.route(&to) {
+                Some(inbox) => e.insert(Route { inbox, batch: None }),
                 None => return Err((message, Refusal::Unknown(to))),
             },
         };
-        match link.inbox.try_reserve() {
+        match route.inbox.try_reserve() {
             Ok(()) => {}
-            Err(NoRoom::Full) => return Err((message, Refusal::Full(link.inbox.clone()))),
+            Err(NoRoom::Full) => return Err((message, Refusal::Full(route.inbox.clone()))),
             Err(NoRoom::Closed) => {
                 // The cached route went away: forget it; if the agent is
                 // reachable another way now, use that route.
-                let stale = links.remove(&to);
-                let rerouted = self.shared.route(&to).filter(|inbox| {
+                let stale = routes.remove(&to);
+                let rerouted = self.shared.registry.route(&to).filter(|inbox| {
                     !inbox.is_closed()
                         && stale
                             .as_ref()
                             .is_none_or(|old| !Arc::ptr_eq(&old.inbox, inbox))
                 });
                 if let Some(old) = stale {
-                    drop_link(&self.shared, old);
+                    drop_route(&self.shared, old);
                 }
                 if rerouted.is_some() {
                     return self.accept(state, to, message);
@@ -360,27 +345,31 @@ impl Sender {
                 return Err((message, Refusal::Unknown(to)));
             }
         }
-        let critical = message.priority == Priority::Critical;
-        let batch = match &mut link.batch {
+        let urgent = match (message.priority, message.kind) {
+            (Priority::Critical, _) => Some(FlushReason::Priority),
+            (_, MessageKind::Request | MessageKind::Response) => Some(FlushReason::Request),
+            _ => None,
+        };
+        let batch = match &mut route.batch {
             Some(batch) => batch,
-            None => link.batch.insert(self.start_batch(&link.inbox)),
+            None => route.batch.insert(self.start_batch(&route.inbox)),
         };
         batch.push(message);
         counts.sent += 1;
         let config = &self.shared.config;
-        let reason = if critical {
-            Some(FlushReason::Priority)
-        } else if batch.len() >= config.max_messages || batch.len() >= link.inbox.capacity {
+        let reason = if urgent.is_some() {
+            urgent
+        } else if batch.len() >= config.max_messages || batch.len() >= route.inbox.capacity {
             Some(FlushReason::Size)
         } else if batch.bytes >= config.max_bytes {
             Some(FlushReason::Bytes)
-        } else if link.inbox.claim_idle() {
+        } else if route.inbox.claim_idle() {
             Some(FlushReason::Idle)
         } else {
             None
         };
         if let Some(reason) = reason {
-            flush(&self.shared, link, reason, counts);
+            flush(&self.shared, route, reason, counts);
         }
         Ok(())
     }
@@ -388,7 +377,7 @@ impl Sender {
     /// Opens a batch: recycled buffer, linger timer armed now.
     fn start_batch(&self, inbox: &Inbox) -> Batch {
         let started = Instant::now();
-        inbox.partial_batches.fetch_add(1, Ordering::AcqRel);
+        inbox.batch_opened();
         let due = self
             .shared
             .nanos(started)
@@ -400,33 +389,33 @@ impl Sender {
     }
 }
 
-/// Flushes `link`'s open batch, if any, for `reason`.
-fn flush(shared: &Shared, link: &mut Link, reason: FlushReason, counts: &mut SendCounts) {
-    let Some(batch) = link.batch.take() else {
+/// Flushes `route`'s open batch, if any, for `reason`.
+fn flush(shared: &Shared, route: &mut Route, reason: FlushReason, counts: &mut SendCounts) {
+    let Some(batch) = route.batch.take() else {
         return;
     };
-    link.inbox.partial_batches.fetch_sub(1, Ordering::AcqRel);
+    route.inbox.batch_closed();
     if let Some(n) = counts.flushes.get_mut(reason.index()) {
         *n += 1;
     }
     shared.recorders.flushed(reason, batch.len());
-    if let Err(batch) = link.inbox.push(batch) {
+    if let Err(batch) = route.inbox.push(batch) {
         shared.refused(batch);
     }
 }
 
-fn flush_link(shared: &Shared, state: &mut SenderState, to: AgentId, reason: FlushReason) {
-    let SenderState { links, counts } = state;
-    if let Some(link) = links.get_mut(&to) {
-        flush(shared, link, reason, counts);
+fn flush_route(shared: &Shared, state: &mut SenderState, to: AgentId, reason: FlushReason) {
+    let SenderState { routes, counts } = state;
+    if let Some(route) = routes.get_mut(&to) {
+        flush(shared, route, reason, counts);
     }
 }
 
-/// A link whose mailbox closed: what it held cannot be delivered.
-fn drop_link(shared: &Shared, link: Link) {
-    if let Some(batch) = link.batch {
-        link.inbox.partial_batches.fetch_sub(1, Ordering::AcqRel);
-        link.inbox.release(batch.len());
+/// A route whose mailbox closed: what it held cannot be delivered.
+fn drop_route(shared: &Shared, route: Route) {
+    if let Some(batch) = route.batch {
+        route.inbox.batch_closed();
+        route.inbox.release(batch.len());
         shared.refused(batch);
     }
 }
@@ -435,9 +424,9 @@ impl SenderCore {
     /// Flushes every open batch.
     pub(crate) fn flush_all(&self, shared: &Shared, reason: FlushReason) {
         let mut state = lock(&self.state);
-        let SenderState { links, counts } = &mut *state;
-        for link in links.values_mut() {
-            flush(shared, link, reason, counts);
+        let SenderState { routes, counts } = &mut *state;
+        for route in routes.values_mut() {
+            flush(shared, route, reason, counts);
         }
         self.next_deadline.store(NEVER, Ordering::SeqCst);
     }
@@ -447,18 +436,18 @@ impl SenderCore {
     /// next deadline.
     pub(crate) fn flush_due(&self, shared: &Shared, now: u64, idle_poke: bool) -> u64 {
         let mut state = lock(&self.state);
-        let SenderState { links, counts } = &mut *state;
+        let SenderState { routes, counts } = &mut *state;
         let mut next = NEVER;
-        links.retain(|_, link| {
-            if link.inbox.is_closed() && link.batch.is_none() {
+        routes.retain(|_, route| {
+            if route.inbox.is_closed() && route.batch.is_none() {
                 return false;
             }
-            if let Some(batch) = &link.batch {
+            if let Some(batch) = &route.batch {
                 let due = shared.nanos(batch.started).saturating_add(shared.linger_ns);
                 if due <= now {
-                    flush(shared, link, FlushReason::Age, counts);
-                } else if idle_poke && link.inbox.is_waiting() {
-                    flush(shared, link, FlushReason::Idle, counts);
+                    flush(shared, route, FlushReason::Age, counts);
+                } else if idle_poke && route.inbox.is_waiting() {
+                    flush(shared, route, FlushReason::Idle, counts);
                 } else {
                     next = next.min(due);
                 }
@@ -484,9 +473,8 @@ impl Clone for Sender {
 impl Drop for Sender {
     fn drop(&mut self) {
         self.core.flush_all(&self.shared, FlushReason::Close);
-        let counts = self.core.counts();
-        lock(&self.shared.retired).0.add(&counts);
-        lock(&self.core.state).counts = SendCounts::default();
+        let counts = std::mem::take(&mut lock(&self.core.state).counts);
+        lock(&self.shared.retired).add(&counts);
     }
 }
 
@@ -494,7 +482,7 @@ impl fmt::Debug for Sender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = lock(&self.core.state);
         f.debug_struct("Sender")
-            .field("links", &state.links.len())
+            .field("routes", &state.routes.len())
             .field("sent", &state.counts.sent)
             .finish()
     }

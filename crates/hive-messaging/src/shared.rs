@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -10,10 +10,12 @@ use hive_types::{Message, SharedRecycler};
 
 use crate::batch::Batch;
 use crate::config::CommunicatorConfig;
-use crate::idmap::IdMap;
 use crate::inbox::Inbox;
+use crate::registry::Registry;
+use crate::requests::Requests;
 use crate::sender::SenderCore;
 use crate::stats::{Recorders, SendCounts};
+use crate::undelivered::{DeadLetters, ReasonCounts, Undelivered, UndeliveredReason};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -26,23 +28,20 @@ pub(crate) struct Shared {
     pub(crate) config: CommunicatorConfig,
     epoch: Instant,
     pub(crate) linger_ns: u64,
-    pub(crate) registry: RwLock<IdMap<Arc<Inbox>>>,
-    /// Every mailbox ever registered and still alive, for statistics.
-    pub(crate) all_inboxes: Mutex<Vec<Weak<Inbox>>>,
+    pub(crate) registry: Registry,
     /// Every live sender, for the flusher and for statistics.
     pub(crate) senders: Mutex<Vec<Weak<SenderCore>>>,
-    /// Counts of senders that are gone, and deliveries of removed mailboxes.
-    pub(crate) retired: Mutex<(SendCounts, u64)>,
+    /// Counts of senders that are gone.
+    pub(crate) retired: Mutex<SendCounts>,
     pub(crate) recycler: SharedRecycler<VecDeque<Message>>,
-    dead_letters: Mutex<VecDeque<Message>>,
-    pub(crate) undeliverable: AtomicU64,
+    dead_letters: Mutex<DeadLetters>,
+    /// Requests waiting for their replies.
+    pub(crate) requests: Requests,
+    /// Replies handed to waiting requests.
+    replies: AtomicU64,
     closed: AtomicBool,
     pub(crate) recorders: Recorders,
     pub(crate) flusher: FlusherSignal,
-    /// Notified whenever the registry changes (links announce local agents).
-    pub(crate) registry_changed: event_listener::Event,
-    /// Where messages to agents not in the registry go (a NATS transport).
-    default_route: RwLock<Option<Arc<Inbox>>>,
 }
 
 /// How senders and mailboxes reach the flusher thread.
@@ -84,25 +83,31 @@ impl Shared {
     ) -> Self {
         let linger_ns = u64::try_from(config.linger.as_nanos()).unwrap_or(u64::MAX / 4);
         Shared {
-            config,
             epoch: Instant::now(),
             linger_ns,
-            registry: RwLock::new(IdMap::default()),
-            all_inboxes: Mutex::new(Vec::new()),
+            registry: Registry::default(),
             senders: Mutex::new(Vec::new()),
-            retired: Mutex::new((SendCounts::default(), 0)),
+            retired: Mutex::new(SendCounts::default()),
             recycler,
-            dead_letters: Mutex::new(VecDeque::new()),
-            undeliverable: AtomicU64::new(0),
+            dead_letters: Mutex::new(DeadLetters::new(
+                config.dead_letter_capacity,
+                config.dead_letter_bytes,
+            )),
+            requests: Requests::new(config.max_pending_requests),
+            replies: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             recorders: Recorders::new(),
             flusher: FlusherSignal {
                 wake_at: AtomicU64::new(NEVER),
                 ..Default::default()
             },
-            registry_changed: event_listener::Event::new(),
-            default_route: RwLock::new(None),
+            config,
         }
+    }
+
+    /// When the communicator started: deadlines count from here.
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
     }
 
     /// Nanoseconds since the communicator started, for deadlines.
@@ -123,112 +128,19 @@ impl Shared {
         self.closed.store(true, Ordering::Release);
     }
 
-    /// Sets (or clears) the route for agents not in the registry.
-    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
-    pub(crate) fn set_default_route(&self, route: Option<Arc<Inbox>>) {
-        *self
-            .default_route
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = route;
+    /// A consumer for `inbox` exists: count its deliveries.
+    pub(crate) fn track_inbox(&self, inbox: &Arc<Inbox>) {
+        self.registry.track(inbox);
     }
 
-    /// The inbox for `agent`: its own, or the default route.
-    pub(crate) fn route(&self, agent: &hive_types::AgentId) -> Option<Arc<Inbox>> {
-        self.inbox(agent).or_else(|| {
-            self.default_route
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        })
+    /// The consumer of `inbox` is gone.
+    pub(crate) fn retire_inbox(&self, inbox: &Arc<Inbox>) {
+        self.registry.retire(inbox);
     }
 
-    pub(crate) fn inbox(&self, agent: &hive_types::AgentId) -> Option<Arc<Inbox>> {
-        self.registry
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(agent)
-            .cloned()
-    }
-
-    /// Every distinct inbox (a link's queue appears once, however many
-    /// remote agents route to it).
-    pub(crate) fn inboxes(&self) -> Vec<Arc<Inbox>> {
-        let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
-        let mut seen: Vec<Arc<Inbox>> = Vec::with_capacity(registry.len());
-        for inbox in registry.values() {
-            if !inbox.remote || !seen.iter().any(|s| Arc::ptr_eq(s, inbox)) {
-                seen.push(inbox.clone());
-            }
-        }
-        seen
-    }
-
-    /// Agents reachable through the registry: local ones and those routed
-    /// to links (not the links' own ids).
-    pub(crate) fn agent_ids(&self) -> Vec<hive_types::AgentId> {
-        let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
-        registry
-            .iter()
-            .filter(|(id, i)| !(i.remote && i.agent == **id))
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    /// Agents whose mailbox is in this process.
-    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
-    pub(crate) fn local_agents(&self) -> Vec<hive_types::AgentId> {
-        let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
-        registry
-            .iter()
-            .filter(|(_, i)| !i.remote)
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    /// Routes `agent` to a link's queue, unless the id is taken.
-    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
-    pub(crate) fn add_route(&self, agent: hive_types::AgentId, link: &Arc<Inbox>) -> bool {
-        let added = {
-            let mut registry = self
-                .registry
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            match registry.entry(agent) {
-                std::collections::hash_map::Entry::Occupied(_) => false,
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(link.clone());
-                    true
-                }
-            }
-        };
-        if added {
-            self.registry_changed.notify(usize::MAX);
-        }
-        added
-    }
-
-    /// Removes the route of `agent` if it leads to `link`.
-    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
-    pub(crate) fn remove_route(&self, agent: &hive_types::AgentId, link: &Arc<Inbox>) {
-        let mut registry = self
-            .registry
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if registry.get(agent).is_some_and(|i| Arc::ptr_eq(i, link)) {
-            registry.remove(agent);
-        }
-        drop(registry);
-        self.registry_changed.notify(usize::MAX);
-    }
-
-    /// Removes every route (and the id) of a link's queue.
-    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
-    pub(crate) fn remove_routes_to(&self, link: &Arc<Inbox>) {
-        self.registry
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, i| !Arc::ptr_eq(i, link));
-        self.registry_changed.notify(usize::MAX);
+    /// Removes `inbox` from the routing table (if it is still there).
+    pub(crate) fn unregister_inbox(&self, inbox: &Arc<Inbox>) {
+        self.registry.unregister(inbox);
     }
 
     /// Live senders (pruning the dead).
@@ -238,31 +150,63 @@ impl Shared {
         senders.iter().filter_map(Weak::upgrade).collect()
     }
 
-    /// Keeps messages nobody can receive, for `take_undelivered`; beyond the
-    /// configured capacity they are counted and dropped.
-    pub(crate) fn undeliverable(&self, messages: impl IntoIterator<Item = Message>) {
-        let mut dead = lock(&self.dead_letters);
-        let mut n = 0usize;
+    /// Counts `messages` as undelivered for `reason` and keeps them for
+    /// `take_undelivered` (within the store's bounds).
+    pub(crate) fn undeliverable(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+        reason: UndeliveredReason,
+    ) {
+        let mut store = lock(&self.dead_letters);
+        let mut n = 0u64;
         for m in messages {
             n += 1;
-            if dead.len() < self.config.dead_letter_capacity {
-                dead.push_back(m);
-            }
+            store.add(m, reason);
         }
-        drop(dead);
-        self.undeliverable.fetch_add(n as u64, Ordering::Relaxed);
-        self.recorders.undeliverable(n);
+        drop(store);
+        if n > 0 {
+            self.recorders.undeliverable(reason, n);
+        }
     }
 
-    /// A batch that could not be queued: its messages become undeliverable
-    /// and its buffer is recycled.
+    /// Counts `n` undelivered messages that cannot be kept.
+    #[allow(dead_code)]
+    pub(crate) fn count_undeliverable(&self, reason: UndeliveredReason, n: u64) {
+        if n > 0 {
+            lock(&self.dead_letters).count_only(reason, n);
+            self.recorders.undeliverable(reason, n);
+        }
+    }
+
+    /// A batch that could not be queued (its inbox closed): its messages
+    /// are undelivered and its buffer is recycled.
     pub(crate) fn refused(&self, mut batch: Batch) {
-        self.undeliverable(batch.messages.drain(..));
+        let reason = if self.is_closed() {
+            UndeliveredReason::Shutdown
+        } else {
+            UndeliveredReason::NoRecipient
+        };
+        self.undeliverable(batch.messages.drain(..), reason);
         self.recycler.give(batch.messages);
     }
 
-    pub(crate) fn take_dead_letters(&self) -> Vec<Message> {
-        lock(&self.dead_letters).drain(..).collect()
+    pub(crate) fn take_dead_letters(&self) -> Vec<Undelivered> {
+        lock(&self.dead_letters).take()
+    }
+
+    /// Undelivered counts by reason, the total, and evictions.
+    pub(crate) fn undelivered_counts(&self) -> (ReasonCounts, u64, u64) {
+        let store = lock(&self.dead_letters);
+        (store.counts, store.total(), store.evicted)
+    }
+
+    /// A reply reached its waiting request.
+    pub(crate) fn count_reply(&self) {
+        self.replies.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn replies(&self) -> u64 {
+        self.replies.load(Ordering::Relaxed)
     }
 }
 

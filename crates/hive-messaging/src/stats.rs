@@ -10,12 +10,13 @@ use hive_types::histogram::{AtomicHistogram, HistogramSnapshot, COARSE, PRECISE}
 use hive_types::AgentId;
 
 use crate::batch::FlushReason;
+use crate::undelivered::UndeliveredReason;
 
 /// Per-sender counts, kept under the sender's own lock.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SendCounts {
     pub(crate) sent: u64,
-    pub(crate) flushes: [u64; 8],
+    pub(crate) flushes: [u64; FlushReason::ALL.len()],
 }
 
 impl SendCounts {
@@ -51,16 +52,22 @@ impl Recorders {
         self.metrics.flushed(reason, len);
     }
 
-    /// A consumer took a batch of `len` messages whose oldest waited `waited`.
+    /// A consumer took a batch whose oldest message waited `waited`.
     #[inline]
-    pub(crate) fn delivered(&self, len: usize, waited: Duration) {
+    pub(crate) fn taken(&self, waited: Duration) {
         let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
         self.latency_ns.record(ns);
-        self.metrics.delivered(len, waited);
+        self.metrics.taken(waited);
     }
 
-    pub(crate) fn undeliverable(&self, n: usize) {
-        self.metrics.undeliverable(n);
+    /// A consumer handed out `n` messages.
+    #[inline]
+    pub(crate) fn delivered(&self, n: usize) {
+        self.metrics.delivered(n);
+    }
+
+    pub(crate) fn undeliverable(&self, reason: UndeliveredReason, n: u64) {
+        self.metrics.undeliverable(reason, n);
     }
 
     pub(crate) fn depth(&self, queued: usize) {
@@ -70,13 +77,17 @@ impl Recorders {
 
 /// Queue depth of one mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MailboxDepth {
     /// The agent.
     pub agent: AgentId,
-    /// Messages queued for it.
+    /// Messages waiting for its consumer (queued or read ahead).
     pub queued: usize,
-    /// Messages accepted for it: queued plus those still in senders' batches.
+    /// Messages accepted for it and not handed out: waiting, plus those
+    /// still in senders' batches.
     pub accepted: usize,
+    /// How long the oldest waiting message has waited.
+    pub lag: Duration,
 }
 
 /// A snapshot of a communicator.
@@ -85,11 +96,21 @@ pub struct MailboxDepth {
 pub struct CommunicatorStats {
     /// Messages accepted by `send`/`try_send`/`broadcast` (one per recipient).
     pub sent: u64,
-    /// Messages taken out of mailboxes by their consumers: agents, and
-    /// transport links forwarding them to another process.
+    /// Messages handed out by mailboxes to their consumers (agents, and
+    /// transport links forwarding them to another process), plus replies
+    /// handed to waiting requests.
     pub delivered: u64,
-    /// Messages that could not be delivered (see `take_undelivered`).
+    /// Replies handed to waiting requests (counted in `delivered` too).
+    pub replies: u64,
+    /// Requests waiting for a reply now.
+    pub pending_requests: usize,
+    /// Messages that were not delivered (see `take_undelivered`), whatever
+    /// the reason.
     pub undeliverable: u64,
+    /// The same, by reason.
+    pub undeliverable_by_reason: Vec<(UndeliveredReason, u64)>,
+    /// Undelivered messages counted but not kept (the store was full).
+    pub undelivered_evicted: u64,
     /// Batches flushed, by reason.
     pub flushes: Vec<(FlushReason, u64)>,
     /// Messages per flushed batch.
@@ -115,6 +136,14 @@ impl CommunicatorStats {
     pub fn batches(&self) -> u64 {
         self.flushes.iter().map(|(_, n)| n).sum()
     }
+
+    /// Messages not delivered for `reason`.
+    pub fn undeliverable_for(&self, reason: UndeliveredReason) -> u64 {
+        self.undeliverable_by_reason
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
 }
 
 #[cfg(feature = "metrics")]
@@ -122,7 +151,7 @@ impl CommunicatorStats {
 struct Metrics {
     sent: metrics::Counter,
     delivered: metrics::Counter,
-    undeliverable: metrics::Counter,
+    undeliverable: Vec<metrics::Counter>,
     flushes: Vec<metrics::Counter>,
     batch_size: metrics::Histogram,
     latency: metrics::Histogram,
@@ -142,7 +171,7 @@ impl Metrics {
         );
         metrics::describe_counter!(
             "hive_messaging_undeliverable_total",
-            "Messages whose recipient went away; kept for take_undelivered"
+            "Messages not delivered, by reason; kept for take_undelivered"
         );
         metrics::describe_counter!("hive_messaging_batches_total", "Batches flushed, by reason");
         metrics::describe_histogram!("hive_messaging_batch_size", "Messages per flushed batch");
@@ -158,7 +187,12 @@ impl Metrics {
         Metrics {
             sent: metrics::counter!("hive_messaging_sent_total"),
             delivered: metrics::counter!("hive_messaging_delivered_total"),
-            undeliverable: metrics::counter!("hive_messaging_undeliverable_total"),
+            undeliverable: UndeliveredReason::ALL
+                .iter()
+                .map(|r| {
+                    metrics::counter!("hive_messaging_undeliverable_total", "reason" => r.as_str())
+                })
+                .collect(),
             flushes: FlushReason::ALL
                 .iter()
                 .map(|r| metrics::counter!("hive_messaging_batches_total", "reason" => r.as_str()))
@@ -177,13 +211,18 @@ impl Metrics {
         self.batch_size.record(len as f64);
     }
 
-    fn delivered(&self, len: usize, waited: Duration) {
-        self.delivered.increment(len as u64);
+    fn taken(&self, waited: Duration) {
         self.latency.record(waited.as_secs_f64());
     }
 
-    fn undeliverable(&self, n: usize) {
-        self.undeliverable.increment(n as u64);
+    fn delivered(&self, n: usize) {
+        self.delivered.increment(n as u64);
+    }
+
+    fn undeliverable(&self, reason: UndeliveredReason, n: u64) {
+        if let Some(c) = self.undeliverable.get(reason.index()) {
+            c.increment(n);
+        }
     }
 
     fn depth(&self, queued: usize) {
@@ -201,7 +240,8 @@ impl Metrics {
         Metrics
     }
     fn flushed(&self, _: FlushReason, _: usize) {}
-    fn delivered(&self, _: usize, _: Duration) {}
-    fn undeliverable(&self, _: usize) {}
+    fn taken(&self, _: Duration) {}
+    fn delivered(&self, _: usize) {}
+    fn undeliverable(&self, _: UndeliveredReason, _: u64) {}
     fn depth(&self, _: usize) {}
 }

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use hive_messaging::{Communicator, CommunicatorConfig, FlushReason, Recipient};
+use hive_messaging::{Communicator, CommunicatorConfig, FlushReason, Recipient, UndeliveredReason};
 use hive_types::{AgentId, HiveError, Message, MessageKind};
 
 fn seq_message(from: AgentId, to: AgentId, sender: u32, seq: u32) -> Message {
@@ -202,10 +202,15 @@ fn messages_to_a_departed_agent_come_back_as_undeliverable() {
     let lost: Vec<u32> = comm
         .take_undelivered()
         .iter()
-        .map(|m| decode(m).1)
+        .map(|u| {
+            assert_eq!(u.reason, UndeliveredReason::NoRecipient);
+            decode(&u.message).1
+        })
         .collect();
     assert_eq!(lost, vec![0, 1, 2, 3, 4]);
-    assert_eq!(comm.stats().undeliverable, 5);
+    let stats = comm.stats();
+    assert_eq!(stats.undeliverable, 5);
+    assert_eq!(stats.undeliverable_for(UndeliveredReason::NoRecipient), 5);
 }
 
 #[test]
@@ -218,7 +223,7 @@ fn broadcast_reaches_every_other_agent() {
         .kind(MessageKind::Broadcast)
         .payload("all hands")
         .build();
-    assert_eq!(sender.broadcast(hello.clone()).unwrap(), 4);
+    assert_eq!(sender.broadcast(hello.clone()).unwrap().reached, 4);
     sender.send(hello).unwrap(); // send() with a Broadcast recipient broadcasts too
     sender.flush();
     for mailbox in &mut mailboxes[1..] {

@@ -45,8 +45,8 @@ fn pending_priority_reports_the_highest_queued_since_last_read() {
     let comm = Communicator::new(held_batches()).unwrap();
     let (a, b) = (AgentId::random(), AgentId::random());
     let mailbox = comm.register(b).unwrap();
-    let pending = mailbox.pending_priority();
-    assert_eq!(pending.take(), Priority::Low, "nothing queued yet");
+    let pending = mailbox.probe();
+    assert_eq!(pending.take_priority(), Priority::Low, "nothing queued yet");
 
     let sender = comm.sender();
     for p in [Priority::Low, Priority::High, Priority::Normal] {
@@ -55,8 +55,8 @@ fn pending_priority_reports_the_highest_queued_since_last_read() {
             .unwrap();
     }
     sender.flush();
-    assert_eq!(pending.take(), Priority::High);
-    assert_eq!(pending.take(), Priority::Low, "reading resets it");
+    assert_eq!(pending.take_priority(), Priority::High);
+    assert_eq!(pending.take_priority(), Priority::Low, "reading resets it");
 }
 
 #[test]

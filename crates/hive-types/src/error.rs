@@ -46,6 +46,12 @@ pub enum HiveError {
     #[error("agent {0} is already registered: unregister it first, or use a fresh id")]
     AlreadyRegistered(AgentId),
 
+    /// A name is already given to another agent.
+    #[error(
+        "the name `{0}` is taken by another agent: pick another name, or stop that agent first"
+    )]
+    NameTaken(String),
+
     /// Something looked up by name was not there.
     #[error("{what} `{name}` was not found: check the name or create it first")]
     NotFound {
@@ -278,6 +284,7 @@ mod tests {
             },
             HiveError::UnknownAgent(AgentId::nil()),
             HiveError::AlreadyRegistered(AgentId::nil()),
+            HiveError::NameTaken("planner".into()),
             HiveError::NotFound {
                 what: "pool",
                 name: "strings".into(),

@@ -95,6 +95,70 @@ impl FromStr for Priority {
     }
 }
 
+/// One value per priority class, indexed by [`Priority`]: queues per class,
+/// counters per class, capacities per class.
+///
+/// ```
+/// use hive_types::{PerPriority, Priority};
+///
+/// let mut waiting: PerPriority<u32> = PerPriority::default();
+/// waiting[Priority::High] += 2;
+/// assert_eq!(waiting[Priority::High], 2);
+/// assert_eq!(waiting.iter().map(|(_, n)| n).sum::<u32>(), 2);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PerPriority<T>(pub [T; Priority::COUNT]);
+
+impl<T> PerPriority<T> {
+    /// Each class's value from `f`.
+    pub fn from_fn(mut f: impl FnMut(Priority) -> T) -> Self {
+        PerPriority(Priority::ALL.map(&mut f))
+    }
+
+    /// `(class, value)` pairs, lowest class first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (Priority, &T)> + '_ {
+        Priority::ALL.into_iter().zip(self.0.iter())
+    }
+
+    /// The values, lowest class first.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &T> + '_ {
+        self.0.iter()
+    }
+
+    /// The values, mutably, lowest class first.
+    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut T> + '_ {
+        self.0.iter_mut()
+    }
+}
+
+impl<T> std::ops::Index<Priority> for PerPriority<T> {
+    type Output = T;
+
+    #[inline]
+    fn index(&self, p: Priority) -> &T {
+        let [low, normal, high, critical] = &self.0;
+        match p {
+            Priority::Low => low,
+            Priority::Normal => normal,
+            Priority::High => high,
+            Priority::Critical => critical,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<Priority> for PerPriority<T> {
+    #[inline]
+    fn index_mut(&mut self, p: Priority) -> &mut T {
+        let [low, normal, high, critical] = &mut self.0;
+        match p {
+            Priority::Low => low,
+            Priority::Normal => normal,
+            Priority::High => high,
+            Priority::Critical => critical,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::{nats_error, Transport};
 use crate::wire::{FrameBody, FrameDecoder};
 use crate::Sender;
+use crate::UndeliveredReason;
 
 /// Where a received frame goes.
 #[derive(Debug, Clone, Copy)]
@@ -119,7 +120,7 @@ async fn subscribe_new(
     tx: &mpsc::Sender<Incoming>,
     subscribed: &mut HashMap<AgentId, JoinHandle<()>>,
 ) {
-    let now = t.shared.local_agents();
+    let now = t.shared.registry.local_agents();
     for agent in &now {
         if subscribed.contains_key(agent) {
             continue;
@@ -154,7 +155,7 @@ async fn track_agents(
     mut subscribed: HashMap<AgentId, JoinHandle<()>>,
 ) {
     loop {
-        let changed = t.shared.registry_changed.listen();
+        let changed = t.shared.registry.changed.listen();
         subscribe_new(&t, &tx, &mut subscribed).await;
         changed.await;
     }
@@ -189,24 +190,27 @@ async fn deliver(t: &Transport, local: &Sender, messages: Vec<Message>, target: 
         match (target, m.recipient) {
             (Target::Group(member), _) => {
                 if let Err(refused) = local.send_to_async(member, m).await {
-                    t.shared.undeliverable([refused.into_inner()]);
+                    t.shared
+                        .undeliverable([refused.into_inner()], UndeliveredReason::NoRecipient);
                 }
             }
-            (Target::Agents, Recipient::Agent(to)) => match t.shared.inbox(&to) {
+            (Target::Agents, Recipient::Agent(to)) => match t.shared.registry.get(&to) {
                 Some(inbox) if !inbox.remote => {
                     if let Err(refused) = local.send_to_async(to, m).await {
-                        t.shared.undeliverable([refused.into_inner()]);
+                        t.shared
+                            .undeliverable([refused.into_inner()], UndeliveredReason::NoRecipient);
                     }
                 }
-                _ => t.shared.undeliverable([m]),
+                _ => t.shared.undeliverable([m], UndeliveredReason::NoRecipient),
             },
             (_, _) => {
-                for inbox in t.shared.inboxes() {
+                for inbox in t.shared.registry.inboxes() {
                     if inbox.remote || inbox.agent == m.sender {
                         continue;
                     }
                     if let Err(refused) = local.send_to_async(inbox.agent, m.clone()).await {
-                        t.shared.undeliverable([refused.into_inner()]);
+                        t.shared
+                            .undeliverable([refused.into_inner()], UndeliveredReason::NoRecipient);
                     }
                 }
             }

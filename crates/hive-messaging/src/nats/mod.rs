@@ -178,7 +178,8 @@ impl Transport {
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         metrics::counter!("hive_nats_reported_total").increment(messages.len() as u64);
-        self.shared.undeliverable(messages);
+        self.shared
+            .undeliverable(messages, crate::UndeliveredReason::Unknown);
     }
 }
 
@@ -243,8 +244,8 @@ impl NatsTransport {
         let inbox_prefix = client.new_inbox();
         let id = AgentId::random();
         let inbox = Arc::new(Inbox::new_remote(id, config.write_queue.max(1)));
-        shared.add_route(id, &inbox);
-        shared.set_default_route(Some(inbox.clone()));
+        shared.registry.add_route(id, &inbox);
+        shared.registry.set_default_route(Some(inbox.clone()));
         let transport = Arc::new(Transport {
             shared,
             client,
@@ -340,8 +341,8 @@ impl NatsTransport {
     /// with `UnknownAgent` again.
     pub async fn close(self) -> NatsStats {
         let shared = &self.transport.shared;
-        shared.set_default_route(None);
-        shared.remove_routes_to(&self.transport.inbox);
+        shared.registry.set_default_route(None);
+        shared.registry.remove_routes_to(&self.transport.inbox);
         for core in shared.live_senders() {
             core.flush_all(shared, crate::FlushReason::Close);
         }

@@ -17,6 +17,7 @@ use crate::inbox::Inbox;
 use crate::mailbox::Mailbox;
 use crate::shared::Shared;
 use crate::wire::{Control, FrameBody, FrameDecoder, FrameEncoder, VERSION};
+use crate::UndeliveredReason;
 use crate::{Communicator, Sender};
 
 /// What a link did, returned when it ends.
@@ -80,7 +81,7 @@ impl TcpLink {
         let shared = comm.shared().clone();
         let id = AgentId::random();
         let inbox = Arc::new(Inbox::new_remote(id, config.write_queue.max(1)));
-        shared.add_route(id, &inbox);
+        shared.registry.add_route(id, &inbox);
         let outbox = Mailbox::new(inbox.clone(), shared.clone());
         let mut decoder = FrameDecoder::new(config.limits)?;
         for d in &config.dictionaries {
@@ -205,7 +206,7 @@ async fn supervise(
             // Graceful: no new sends to the peer, flush what senders hold,
             // stop the queue; the writer drains it and waits for acks.
             link.closing.store(true, Ordering::SeqCst);
-            link.shared.remove_routes_to(&link.inbox);
+            link.shared.registry.remove_routes_to(&link.inbox);
             for core in link.shared.live_senders() {
                 core.flush_all(&link.shared, crate::FlushReason::Close);
             }
@@ -236,11 +237,12 @@ fn flatten(r: Result<HiveResult<()>, tokio::task::JoinError>) -> HiveResult<()> 
 
 /// Routes gone, queue closed, unacknowledged messages reported.
 fn teardown(link: &Link, error: Option<HiveError>) -> LinkReport {
-    link.shared.remove_routes_to(&link.inbox);
+    link.shared.registry.remove_routes_to(&link.inbox);
     link.inbox.close();
     let unacked: Vec<Message> = lock(&link.unacked).drain(..).flat_map(|(_, m)| m).collect();
     let mut undelivered = unacked.len() as u64;
-    link.shared.undeliverable(unacked);
+    link.shared
+        .undeliverable(unacked, UndeliveredReason::Unknown);
     let queued: Vec<Message> = link
         .inbox
         .drain()
@@ -248,9 +250,8 @@ fn teardown(link: &Link, error: Option<HiveError>) -> LinkReport {
         .flat_map(|b| b.messages)
         .collect();
     undelivered += queued.len() as u64;
-    link.shared.undeliverable(queued);
-    // What the writer's mailbox still held when it was dropped.
-    undelivered += link.inbox.abandoned.load(Ordering::Relaxed);
+    link.shared
+        .undeliverable(queued, UndeliveredReason::NotSent);
     LinkReport {
         frames_sent: link.frames_sent.load(Ordering::Relaxed),
         messages_sent: link.messages_sent.load(Ordering::Relaxed),
@@ -410,21 +411,25 @@ async fn deliver(link: &Link, local: &Sender, messages: Vec<Message>) {
         .fetch_add(messages.len() as u64, Ordering::Relaxed);
     for m in messages {
         match m.recipient {
-            Recipient::Agent(to) => match link.shared.inbox(&to) {
+            Recipient::Agent(to) => match link.shared.registry.get(&to) {
                 Some(inbox) if !inbox.remote => {
                     if let Err(refused) = local.send_to_async(to, m).await {
-                        link.shared.undeliverable([refused.into_inner()]);
+                        link.shared
+                            .undeliverable([refused.into_inner()], UndeliveredReason::NoRecipient);
                     }
                 }
-                _ => link.shared.undeliverable([m]),
+                _ => link
+                    .shared
+                    .undeliverable([m], UndeliveredReason::NoRecipient),
             },
             Recipient::Broadcast => {
-                for inbox in link.shared.inboxes() {
+                for inbox in link.shared.registry.inboxes() {
                     if inbox.remote || inbox.agent == m.sender {
                         continue;
                     }
                     if let Err(refused) = local.send_to_async(inbox.agent, m.clone()).await {
-                        link.shared.undeliverable([refused.into_inner()]);
+                        link.shared
+                            .undeliverable([refused.into_inner()], UndeliveredReason::NoRecipient);
                     }
                 }
             }
@@ -437,13 +442,14 @@ fn handle_control(link: &Link, records: Vec<Control>) -> HiveResult<()> {
     for c in records {
         match c {
             Control::Hosts(agent) => {
-                if !link.closing.load(Ordering::SeqCst) && link.shared.add_route(agent, &link.inbox)
+                if !link.closing.load(Ordering::SeqCst)
+                    && link.shared.registry.add_route(agent, &link.inbox)
                 {
                     lock(&link.remote_agents).insert(agent);
                 }
             }
             Control::Leaves(agent) => {
-                link.shared.remove_route(&agent, &link.inbox);
+                link.shared.registry.remove_route(&agent, &link.inbox);
                 lock(&link.remote_agents).remove(&agent);
             }
             Control::Ack(sequence) => {
@@ -471,8 +477,8 @@ fn handle_control(link: &Link, records: Vec<Control>) -> HiveResult<()> {
 async fn announce(link: Arc<Link>, control: mpsc::Sender<Control>) {
     let mut announced: HashSet<AgentId> = HashSet::new();
     loop {
-        let changed = link.shared.registry_changed.listen();
-        let now: HashSet<AgentId> = link.shared.local_agents().into_iter().collect();
+        let changed = link.shared.registry.changed.listen();
+        let now: HashSet<AgentId> = link.shared.registry.local_agents().into_iter().collect();
         for a in now.difference(&announced) {
             if control.send(Control::Hosts(*a)).await.is_err() {
                 return;

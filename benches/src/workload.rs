@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hive_types::{AgentId, HiveError, HiveResult, Message, MessageKind, Priority};
 
-use crate::{AgentContext, SwarmSystem, SystemReport};
+use hive_core::{SwarmSystem, SyncContext, SystemReport};
 
 /// How big a run is.
 #[derive(Debug, Clone)]
@@ -154,9 +154,8 @@ impl SwarmWorkload {
         let done = Arc::new(Done::default());
         for &w in &workers {
             let d = done.clone();
-            workers_system.spawn_agent_with_id(
-                w,
-                move |m: Message, ctx: &mut AgentContext<'_>| {
+            workers_system.agent().id(w).spawn_sync(
+                move |m: Message, ctx: &mut SyncContext<'_>| {
                     if !worker(m, ctx) {
                         d.fail();
                     }
@@ -184,10 +183,9 @@ impl SwarmWorkload {
             done.clone(),
             workers.clone(),
         );
-        system.spawn_agent_with_id(
-            coordinator,
-            move |m: Message, ctx: &mut AgentContext<'_>| {
-                let assign = |to: AgentId, i: u64, ctx: &AgentContext<'_>| {
+        system.agent().id(coordinator).spawn_sync(
+            move |m: Message, ctx: &mut SyncContext<'_>| {
+                let assign = |to: AgentId, i: u64, ctx: &SyncContext<'_>| {
                     let Some(payload) = cycled(&payloads, i).cloned() else {
                         return;
                     };
@@ -249,7 +247,7 @@ impl SwarmWorkload {
 /// and a list of the agents involved into scratch objects (pooled when the
 /// system has pools), and reports the checksum.
 /// Returns whether the result was sent.
-fn worker(m: Message, ctx: &mut AgentContext<'_>) -> bool {
+fn worker(m: Message, ctx: &mut SyncContext<'_>) -> bool {
     let crc = crc32(&m.payload);
     summarise(ctx, &m, crc);
     let result = Message::builder(ctx.id(), m.sender)
@@ -261,8 +259,7 @@ fn worker(m: Message, ctx: &mut AgentContext<'_>) -> bool {
     ctx.send(result).is_ok()
 }
 
-#[cfg(feature = "mempool")]
-fn summarise(ctx: &AgentContext<'_>, m: &Message, crc: u32) {
+fn summarise(ctx: &SyncContext<'_>, m: &Message, crc: u32) {
     if let Some(pools) = ctx.pools() {
         let mut summary = pools.strings().pull();
         let mut involved = pools.uuid_lists().pull();
@@ -270,13 +267,6 @@ fn summarise(ctx: &AgentContext<'_>, m: &Message, crc: u32) {
         std::hint::black_box((&*summary, &*involved));
         return;
     }
-    let (mut summary, mut involved) = (String::new(), Vec::new());
-    fill(&mut summary, &mut involved, m, crc);
-    std::hint::black_box((&summary, &involved));
-}
-
-#[cfg(not(feature = "mempool"))]
-fn summarise(_: &AgentContext<'_>, m: &Message, crc: u32) {
     let (mut summary, mut involved) = (String::new(), Vec::new());
     fill(&mut summary, &mut involved, m, crc);
     std::hint::black_box((&summary, &involved));

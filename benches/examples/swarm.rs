@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use hive_core::workload::SwarmWorkload;
+use hive_benches::workload::SwarmWorkload;
 use hive_core::SwarmSystem;
 
 fn main() -> anyhow::Result<()> {

@@ -1,0 +1,374 @@
+//! [`SwarmBuilder`]: how a [`SwarmSystem`] is put together, and the
+//! [`Optimizations`] switches of the ablation table.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hive_cpubalance::{Balancer, BalancerConfig};
+use hive_messaging::{Communicator, CommunicatorConfig};
+use hive_types::{HiveError, HiveResult, Message, NoRecycling, SharedRecycler};
+use tokio::runtime::Handle;
+
+use crate::runtime::AgentRuntime;
+use crate::supervision::{AgentEvent, Backoff, EventHook, Overrun, RestartPolicy, Watchdog};
+use crate::system::{Defaults, SwarmSystem, SystemInner};
+
+/// Which optimizations are on (all by default). Turning one off is how the
+/// report's ablation table measures what it buys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Optimizations {
+    /// Per-destination batching (off: every message travels alone).
+    pub batching: bool,
+    /// Compression of frames that leave the process (off: uncompressed).
+    pub compression: bool,
+    /// Reuse of batch buffers and pooled scratch objects (off: allocate).
+    pub pools: bool,
+    /// Load-aware placement and priorities on the balancer (off: round
+    /// robin, every task `Normal`).
+    pub load_aware: bool,
+}
+
+impl Optimizations {
+    /// The frame encoder for transports: zstd when compression is on,
+    /// uncompressed frames when it is off.
+    #[cfg(feature = "wire")]
+    pub fn encoder_config(&self) -> hive_messaging::wire::EncoderConfig {
+        if self.compression {
+            hive_messaging::wire::EncoderConfig::default()
+        } else {
+            hive_messaging::wire::EncoderConfig::uncompressed()
+        }
+    }
+}
+
+impl Default for Optimizations {
+    fn default() -> Self {
+        Optimizations {
+            batching: true,
+            compression: true,
+            pools: true,
+            load_aware: true,
+        }
+    }
+}
+
+/// A batch's message buffer, the type messaging recycles.
+pub(crate) type BatchBuffer = std::collections::VecDeque<Message>;
+
+/// How allocations are counted, when the program installed a counting
+/// global allocator: a function returning allocations so far.
+pub type AllocationCounter = fn() -> u64;
+
+/// Builds a [`SwarmSystem`]; see [`SwarmSystem::builder`].
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct SwarmBuilder {
+    communicator: CommunicatorConfig,
+    balancer: BalancerConfig,
+    #[cfg(feature = "mempool")]
+    pools: hive_mempool::SwarmPoolsConfig,
+    #[cfg(feature = "mempool")]
+    batch_pool: hive_mempool::PoolConfig,
+    #[cfg(feature = "metrics")]
+    recorder: Option<hive_metrics::HiveRecorder>,
+    #[cfg(feature = "metrics")]
+    install_recorder: bool,
+    runtime: Option<Handle>,
+    agent_threads: usize,
+    monitor_interval: Duration,
+    send_timeout: Duration,
+    defaults: Defaults,
+    events: Option<EventHook>,
+    heartbeat: Option<Duration>,
+    max_agents: usize,
+    max_observed: usize,
+    optimizations: Optimizations,
+    allocations: Option<AllocationCounter>,
+}
+
+impl Default for SwarmBuilder {
+    fn default() -> Self {
+        SwarmBuilder {
+            communicator: CommunicatorConfig::default(),
+            balancer: BalancerConfig::default(),
+            #[cfg(feature = "mempool")]
+            pools: hive_mempool::SwarmPoolsConfig::default(),
+            #[cfg(feature = "mempool")]
+            batch_pool: hive_mempool::PoolConfig::new("message_batches", 1024)
+                .max_retained_bytes(4 << 20),
+            #[cfg(feature = "metrics")]
+            recorder: Some(hive_metrics::HiveRecorder::new()),
+            #[cfg(feature = "metrics")]
+            install_recorder: false,
+            runtime: None,
+            agent_threads: num_cpus::get().max(1),
+            monitor_interval: Duration::from_millis(100),
+            send_timeout: Duration::from_secs(1),
+            defaults: Defaults {
+                restart: RestartPolicy::Always,
+                backoff: Backoff::none(),
+                watchdog: Some(Watchdog {
+                    limit: Duration::from_secs(30),
+                    action: Overrun::Report,
+                }),
+            },
+            events: None,
+            heartbeat: None,
+            max_agents: 1 << 20,
+            max_observed: 1000,
+            optimizations: Optimizations::default(),
+            allocations: None,
+        }
+    }
+}
+
+impl fmt::Debug for SwarmBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwarmBuilder")
+            .field("communicator", &self.communicator)
+            .field("balancer", &self.balancer)
+            .field("agent_threads", &self.agent_threads)
+            .field("send_timeout", &self.send_timeout)
+            .field("max_agents", &self.max_agents)
+            .field("optimizations", &self.optimizations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SwarmBuilder {
+    /// The communicator's configuration.
+    pub fn communicator(mut self, config: CommunicatorConfig) -> Self {
+        self.communicator = config;
+        self
+    }
+
+    /// The balancer's configuration.
+    pub fn balancer(mut self, config: BalancerConfig) -> Self {
+        self.balancer = config;
+        self
+    }
+
+    /// The pools' sizes.
+    #[cfg(feature = "mempool")]
+    pub fn pools(mut self, config: hive_mempool::SwarmPoolsConfig) -> Self {
+        self.pools = config;
+        self
+    }
+
+    /// The pool of message-batch buffers that plugs into the communicator's
+    /// buffer seam (default: up to 1024 idle buffers, 4 MiB retained).
+    #[cfg(feature = "mempool")]
+    pub fn batch_pool(mut self, config: hive_mempool::PoolConfig) -> Self {
+        self.batch_pool = config;
+        self
+    }
+
+    /// Records into `recorder` (for example one you already installed).
+    #[cfg(feature = "metrics")]
+    pub fn recorder(mut self, recorder: hive_metrics::HiveRecorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// No hive recorder: components record to whatever `metrics` recorder
+    /// is installed (or none); the report then omits metric-based figures.
+    #[cfg(feature = "metrics")]
+    pub fn no_recorder(mut self) -> Self {
+        self.recorder = None;
+        self
+    }
+
+    /// Installs the hive recorder as the global `metrics` recorder at build.
+    #[cfg(feature = "metrics")]
+    pub fn install_recorder(mut self) -> Self {
+        self.install_recorder = true;
+        self
+    }
+
+    /// Runs async agents on `runtime` (yours) instead of a runtime the
+    /// system starts and owns. The system never shuts your runtime down.
+    pub fn runtime(mut self, runtime: Handle) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Threads of the system's own runtime for async agents (default: one
+    /// per core). Ignored with [`runtime`](Self::runtime).
+    pub fn agent_threads(mut self, threads: usize) -> Self {
+        self.agent_threads = threads;
+        self
+    }
+
+    /// How often the monitor ticks (pool maintenance, balancer sampling,
+    /// memory samples, the watchdog, per-agent metrics).
+    pub fn monitor_interval(mut self, interval: Duration) -> Self {
+        self.monitor_interval = interval;
+        self
+    }
+
+    /// How long an agent's send, ask of room, or CPU submission waits for
+    /// room before it hands the message or task back (1 s by default).
+    pub fn agent_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
+    /// What happens to agents whose handler panics, unless an agent is
+    /// given its own policy (default: restart every time, at once).
+    pub fn restart(mut self, policy: RestartPolicy, backoff: Backoff) -> Self {
+        self.defaults.restart = policy;
+        self.defaults.backoff = backoff;
+        self
+    }
+
+    /// The handler time limit for agents without their own (default: 30 s,
+    /// reported); `None` turns the watchdog off.
+    pub fn watchdog(mut self, watchdog: Option<Watchdog>) -> Self {
+        self.defaults.watchdog = watchdog;
+        self
+    }
+
+    /// Calls `hook` with every [`AgentEvent`]: starts, panics, restarts,
+    /// escalations, watchdog overruns, stops. It runs on the thread where
+    /// the event happened: keep it short.
+    pub fn on_event(mut self, hook: impl Fn(&AgentEvent) + Send + Sync + 'static) -> Self {
+        self.events = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sends subscribers a [`Heartbeat`](crate::LifecycleEvent::Heartbeat)
+    /// every `interval` (rounded to monitor ticks).
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = Some(interval);
+        self
+    }
+
+    /// Most agents running at once (default 1,048,576); a spawn beyond it
+    /// is refused with `Full`.
+    pub fn max_agents(mut self, n: usize) -> Self {
+        self.max_agents = n;
+        self
+    }
+
+    /// Most agents with their own metric series (named agents and those
+    /// spawned with `metrics(true)`; default 1,000): beyond it agents run
+    /// without per-agent series, so metric cardinality stays bounded.
+    pub fn max_observed_agents(mut self, n: usize) -> Self {
+        self.max_observed = n;
+        self
+    }
+
+    /// Turns optimizations on or off (for the ablation table).
+    pub fn optimizations(mut self, optimizations: Optimizations) -> Self {
+        self.optimizations = optimizations;
+        self
+    }
+
+    /// Counts allocations with `counter` (a counting global allocator the
+    /// program installed), so the report can give allocations per message.
+    pub fn allocation_counter(mut self, counter: AllocationCounter) -> Self {
+        self.allocations = Some(counter);
+        self
+    }
+
+    fn validate(&self) -> HiveResult<()> {
+        if self.monitor_interval.is_zero() {
+            return Err(HiveError::config(
+                "monitor_interval",
+                "must be more than zero",
+            ));
+        }
+        if self.agent_threads == 0 {
+            return Err(HiveError::config("agent_threads", "must be at least 1"));
+        }
+        if self.max_agents == 0 {
+            return Err(HiveError::config("max_agents", "must be at least 1"));
+        }
+        if self.defaults.watchdog.is_some_and(|w| w.limit.is_zero()) {
+            return Err(HiveError::config(
+                "watchdog",
+                "the limit must be more than zero",
+            ));
+        }
+        if self.heartbeat.is_some_and(|h| h.is_zero()) {
+            return Err(HiveError::config(
+                "heartbeat",
+                "the interval must be more than zero",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts the system.
+    pub fn build(self) -> HiveResult<SwarmSystem> {
+        self.validate()?;
+        let opt = self.optimizations;
+        #[cfg(feature = "metrics")]
+        if let (true, Some(r)) = (self.install_recorder, &self.recorder) {
+            r.install()?;
+        }
+        let mut communicator_config = self.communicator;
+        if !opt.batching {
+            communicator_config.max_messages = 1;
+        }
+        // Batch buffers: from a hive-mempool pool when pools are on (or a
+        // plain bounded recycler without the mempool feature), else fresh.
+        #[cfg(feature = "mempool")]
+        let batch_pool = match opt.pools {
+            true => Some(hive_mempool::Pool::<BatchBuffer>::new(self.batch_pool)?),
+            false => None,
+        };
+        #[cfg(feature = "mempool")]
+        let recycler: SharedRecycler<BatchBuffer> = match &batch_pool {
+            Some(pool) => Arc::new(pool.clone()),
+            None => Arc::new(NoRecycling),
+        };
+        #[cfg(not(feature = "mempool"))]
+        let recycler: SharedRecycler<BatchBuffer> = match opt.pools {
+            true => Arc::new(hive_types::BoundedRecycler::new(
+                communicator_config.recycled_batches,
+                1 << 20,
+            )),
+            false => Arc::new(NoRecycling),
+        };
+        let communicator = Communicator::with_recycler(communicator_config, recycler)?;
+        let mut balancer_config = self.balancer;
+        // The system's monitor samples and scales the balancer each tick.
+        balancer_config.monitor_interval = None;
+        balancer_config.load_aware = opt.load_aware;
+        balancer_config.priorities = opt.load_aware;
+        let balancer = Balancer::new(balancer_config)?;
+        #[cfg(feature = "mempool")]
+        let pools = if opt.pools {
+            Some(hive_mempool::SwarmMemoryPools::new(self.pools)?)
+        } else {
+            None
+        };
+        let runtime = match self.runtime {
+            Some(handle) => AgentRuntime::external(handle),
+            None => AgentRuntime::owned(self.agent_threads)?,
+        };
+        let inner = SystemInner::new(crate::system::Parts {
+            communicator,
+            balancer,
+            #[cfg(feature = "mempool")]
+            pools,
+            #[cfg(feature = "mempool")]
+            batch_pool,
+            #[cfg(feature = "metrics")]
+            recorder: self.recorder,
+            runtime,
+            optimizations: opt,
+            send_timeout: self.send_timeout,
+            defaults: self.defaults,
+            events: self.events,
+            heartbeat: self.heartbeat,
+            max_agents: self.max_agents,
+            max_observed: self.max_observed,
+            allocations: self.allocations,
+        });
+        crate::monitor::start(&inner, self.monitor_interval)?;
+        Ok(SwarmSystem::owner(inner))
+    }
+}

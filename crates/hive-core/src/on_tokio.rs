@@ -1,0 +1,208 @@
+//! Async agents: each runs as one task on the system's tokio runtime,
+//! handling one message at a time, in the order its mailbox hands them out.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use hive_messaging::{Mailbox, UndeliveredReason};
+use hive_types::Message;
+
+use crate::agent::{Agent, StopReason};
+use crate::cell::{bump, AgentCell};
+use crate::context::Context;
+use crate::supervision::{panic_message, AgentEventKind, Overrun, Supervisor, Verdict};
+use crate::system::SystemInner;
+
+/// Messages handled in a row before the task yields to others on its thread.
+const YIELD_EVERY: u32 = 64;
+
+/// How a fresh instance is made after a restart.
+pub(crate) type Factory<A> = Box<dyn Fn() -> A + Send + Sync>;
+
+/// Polls a future, turning a panic in any poll into `Err(message)`.
+struct CatchPanic<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(panic_message(&*payload))),
+        }
+    }
+}
+
+async fn guarded<T>(work: impl Future<Output = T>) -> Result<T, String> {
+    CatchPanic(Box::pin(work)).await
+}
+
+/// What became of one handler call.
+enum Outcome {
+    Done,
+    Panicked(String),
+}
+
+pub(crate) struct TokioAgent<A> {
+    pub(crate) agent: A,
+    pub(crate) factory: Option<Factory<A>>,
+    pub(crate) mailbox: Mailbox,
+    pub(crate) ctx: Context,
+    pub(crate) supervisor: Supervisor,
+}
+
+impl<A: Agent> TokioAgent<A> {
+    /// The agent's whole life: start, handle, restart after panics as the
+    /// policy says, stop.
+    pub(crate) async fn run(mut self) {
+        let cell = self.ctx.cell.clone();
+        let inner = self.ctx.system.inner.clone();
+        let mut dropped = 0u64;
+        let reason = 'life: loop {
+            if let Err(panic) = guarded(self.agent.on_start(&mut self.ctx)).await {
+                if !self.recover(&cell, &inner, panic).await {
+                    break 'life StopReason::Panicked;
+                }
+                continue 'life;
+            }
+            let mut in_a_row = 0u32;
+            loop {
+                if let Some(why) = cell.cancelled() {
+                    dropped += self.mailbox.discard(why) as u64;
+                    break 'life cell.stop_reason();
+                }
+                let Some(message) = self.next().await else {
+                    break 'life cell.stop_reason();
+                };
+                if let Outcome::Panicked(panic) = self.handle(message, &cell, &inner).await {
+                    if !self.recover(&cell, &inner, panic).await {
+                        break 'life StopReason::Panicked;
+                    }
+                    continue 'life;
+                }
+                in_a_row += 1;
+                if in_a_row == YIELD_EVERY {
+                    in_a_row = 0;
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        let _ = guarded(self.agent.on_stop(&mut self.ctx, reason)).await;
+        self.ctx.flush();
+        let leftover = match reason {
+            StopReason::Shutdown => UndeliveredReason::Shutdown,
+            _ => UndeliveredReason::Cancelled,
+        };
+        dropped += self.mailbox.discard(leftover) as u64;
+        inner.agent_stopped(&cell, reason, dropped);
+    }
+
+    /// The next message; when none is ready, flushes what this agent sent
+    /// and waits quietly. `None` once the mailbox is closed and empty.
+    async fn next(&mut self) -> Option<Message> {
+        match self.mailbox.try_recv() {
+            Ok(Some(m)) => return Some(m),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        self.ctx.flush();
+        self.mailbox.recv_async().await.ok()
+    }
+
+    async fn handle(&mut self, message: Message, cell: &AgentCell, inner: &SystemInner) -> Outcome {
+        inner.record_latency(message.created_at);
+        bump(&cell.counters.handled, 1);
+        cell.begin(inner.clock.coarse_ms());
+        let started = cell.observed.as_ref().map(|_| Instant::now());
+        let work = guarded(self.agent.handle(message, &mut self.ctx));
+        let result = match cell.watchdog {
+            Some(w) if w.action == Overrun::Cancel => within(work, w.limit, cell, inner).await,
+            _ => Some(work.await),
+        };
+        cell.end();
+        if let (Some(observed), Some(started)) = (&cell.observed, started) {
+            observed.record(started.elapsed());
+        }
+        match result {
+            Some(Ok(())) => Outcome::Done,
+            Some(Err(panic)) => Outcome::Panicked(panic),
+            None => {
+                // The watchdog cancelled it: the message counts as handled.
+                cell.counters
+                    .overruns
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let running = cell.watchdog.map_or(Duration::ZERO, |w| w.limit);
+                inner.emit(
+                    cell,
+                    AgentEventKind::Overrun {
+                        running,
+                        cancelled: true,
+                    },
+                );
+                Outcome::Done
+            }
+        }
+    }
+
+    /// After a panic: restart (after the backoff), or say the agent stops.
+    async fn recover(&mut self, cell: &AgentCell, inner: &SystemInner, panic: String) -> bool {
+        bump(&cell.counters.panics, 1);
+        inner.count_panic(cell);
+        inner.emit(cell, AgentEventKind::Panicked(panic));
+        match self.supervisor.after_panic() {
+            Verdict::Restart { after, restarts } => {
+                if !after.is_zero() {
+                    inner.sleep(after).await;
+                }
+                if let Some(factory) = &self.factory {
+                    self.agent = factory();
+                }
+                bump(&cell.counters.restarts, 1);
+                inner.emit(cell, AgentEventKind::Restarted { restarts, after });
+                true
+            }
+            Verdict::Stop => {
+                inner.emit(cell, AgentEventKind::Escalated);
+                false
+            }
+        }
+    }
+}
+
+/// Runs `work` unless it outlives the watchdog's limit (counted from the
+/// handler's start or its last heartbeat): `None` when it was cancelled.
+async fn within<T>(
+    work: impl Future<Output = T>,
+    limit: Duration,
+    cell: &AgentCell,
+    inner: &SystemInner,
+) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    let timer = inner.sleep(limit);
+    let mut timer = std::pin::pin!(timer);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // A heartbeat may have moved the limit on.
+            let now = inner.clock.precise_ms();
+            let ran = cell.running_for(now).unwrap_or(limit);
+            if ran >= limit {
+                return Poll::Ready(None);
+            }
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + (limit - ran));
+        }
+    })
+    .await
+}

@@ -1,0 +1,195 @@
+//! The routing table: which inbox a message to an agent goes to.
+//!
+//! A local agent's id maps to its own inbox; an agent hosted by another
+//! process maps to the write queue of the link that reaches it (a transport
+//! adds and removes those routes). A default route catches every id not in
+//! the table (the NATS transport, which routes by subject).
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+
+use event_listener::Event;
+use hive_types::{AgentId, HiveError, HiveResult};
+
+use crate::idmap::IdMap;
+use crate::inbox::Inbox;
+use crate::shared::lock;
+
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    map: RwLock<IdMap<Arc<Inbox>>>,
+    /// Where messages to agents not in the table go.
+    default_route: RwLock<Option<Arc<Inbox>>>,
+    /// Notified whenever the table changes (links announce local agents).
+    pub(crate) changed: Event,
+    /// Every inbox with a live consumer, by address, for statistics.
+    consumed: Mutex<HashMap<usize, Weak<Inbox>>>,
+    /// Deliveries counted by consumers that are gone.
+    retired_delivered: AtomicU64,
+}
+
+impl Registry {
+    fn read(&self) -> RwLockReadGuard<'_, IdMap<Arc<Inbox>>> {
+        self.map.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, IdMap<Arc<Inbox>>> {
+        self.map.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a local agent's inbox.
+    pub(crate) fn register(&self, inbox: &Arc<Inbox>) -> HiveResult<()> {
+        match self.write().entry(inbox.agent) {
+            Entry::Occupied(_) => return Err(HiveError::AlreadyRegistered(inbox.agent)),
+            Entry::Vacant(v) => {
+                v.insert(inbox.clone());
+            }
+        }
+        self.changed.notify(usize::MAX);
+        Ok(())
+    }
+
+    /// Removes `agent`, whatever its inbox; returns it.
+    pub(crate) fn remove(&self, agent: &AgentId) -> Option<Arc<Inbox>> {
+        let removed = self.write().remove(agent);
+        if removed.is_some() {
+            self.changed.notify(usize::MAX);
+        }
+        removed
+    }
+
+    /// Removes the entry of `inbox`'s agent if it is that inbox.
+    pub(crate) fn unregister(&self, inbox: &Arc<Inbox>) {
+        let removed = {
+            let mut map = self.write();
+            let ours = map.get(&inbox.agent).is_some_and(|i| Arc::ptr_eq(i, inbox));
+            ours && map.remove(&inbox.agent).is_some()
+        };
+        if removed {
+            self.changed.notify(usize::MAX);
+        }
+    }
+
+    /// The inbox of `agent` in the table.
+    pub(crate) fn get(&self, agent: &AgentId) -> Option<Arc<Inbox>> {
+        self.read().get(agent).cloned()
+    }
+
+    /// The inbox for `agent`: its own, or the default route.
+    pub(crate) fn route(&self, agent: &AgentId) -> Option<Arc<Inbox>> {
+        self.get(agent).or_else(|| {
+            self.default_route
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
+    }
+
+    /// Sets (or clears) the route for agents not in the table.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn set_default_route(&self, route: Option<Arc<Inbox>>) {
+        *self
+            .default_route
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = route;
+    }
+
+    /// Every distinct inbox (a link's queue appears once, however many
+    /// remote agents route to it).
+    pub(crate) fn inboxes(&self) -> Vec<Arc<Inbox>> {
+        let map = self.read();
+        let mut seen: Vec<Arc<Inbox>> = Vec::with_capacity(map.len());
+        for inbox in map.values() {
+            if !inbox.remote || !seen.iter().any(|s| Arc::ptr_eq(s, inbox)) {
+                seen.push(inbox.clone());
+            }
+        }
+        seen
+    }
+
+    /// Agents reachable through the table: local ones and those routed to
+    /// links (not the links' own ids).
+    pub(crate) fn agent_ids(&self) -> Vec<AgentId> {
+        self.read()
+            .iter()
+            .filter(|(id, i)| !(i.remote && i.agent == **id))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Agents whose mailbox is in this process.
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn local_agents(&self) -> Vec<AgentId> {
+        self.read()
+            .iter()
+            .filter(|(_, i)| !i.remote)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Routes `agent` to a link's queue, unless the id is taken.
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn add_route(&self, agent: AgentId, link: &Arc<Inbox>) -> bool {
+        let added = match self.write().entry(agent) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
+                v.insert(link.clone());
+                true
+            }
+        };
+        if added {
+            self.changed.notify(usize::MAX);
+        }
+        added
+    }
+
+    /// Removes the route of `agent` if it leads to `link`.
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn remove_route(&self, agent: &AgentId, link: &Arc<Inbox>) {
+        let mut map = self.write();
+        if map.get(agent).is_some_and(|i| Arc::ptr_eq(i, link)) {
+            map.remove(agent);
+        }
+        drop(map);
+        self.changed.notify(usize::MAX);
+    }
+
+    /// Removes every route (and the id) of a link's queue.
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn remove_routes_to(&self, link: &Arc<Inbox>) {
+        self.write().retain(|_, i| !Arc::ptr_eq(i, link));
+        self.changed.notify(usize::MAX);
+    }
+
+    /// Starts counting deliveries of `inbox` (its consumer exists).
+    pub(crate) fn track(&self, inbox: &Arc<Inbox>) {
+        lock(&self.consumed).insert(Arc::as_ptr(inbox) as usize, Arc::downgrade(inbox));
+    }
+
+    /// Its consumer is gone: keep its deliveries in the retired total.
+    pub(crate) fn retire(&self, inbox: &Arc<Inbox>) {
+        let mut consumed = lock(&self.consumed);
+        consumed.remove(&(Arc::as_ptr(inbox) as usize));
+        self.retired_delivered
+            .fetch_add(inbox.delivered(), Ordering::Relaxed);
+    }
+
+    /// Messages handed out by every consumer, past and present.
+    pub(crate) fn delivered(&self) -> u64 {
+        let consumed = lock(&self.consumed);
+        let live: u64 = consumed
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|i| i.delivered())
+            .sum();
+        live + self.retired_delivered.load(Ordering::Relaxed)
+    }
+
+    /// Inboxes whose deliveries are tracked (tests: nothing leaks).
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
+        lock(&self.consumed).len()
+    }
+}
