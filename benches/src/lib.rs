@@ -9,10 +9,12 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     clippy::print_stdout,
     clippy::indexing_slicing
 )]
 
+pub mod actors;
 pub mod alloc;
 pub mod corpus;
 pub mod workload;

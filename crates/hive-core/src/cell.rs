@@ -177,6 +177,11 @@ impl AgentCell {
         }
     }
 
+    /// Whether an aborted task is gone (its mailbox dropped and counted).
+    pub(crate) fn task_finished(&self) -> bool {
+        self.abort.get().is_none_or(|a| a.is_finished())
+    }
+
     /// Keeps `runner` alive while the agent runs; it is woken when the
     /// agent is asked to stop.
     pub(crate) fn attach(&self, runner: Arc<dyn Runner>) {

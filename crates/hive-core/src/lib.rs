@@ -37,7 +37,7 @@
 //!
 //! impl Agent for Analyst {
 //!     async fn handle(&mut self, question: Message, ctx: &mut Context) {
-//!         tokio::time::sleep(Duration::from_millis(5)).await; // the LLM call
+//!         hive_core::tokio::time::sleep(Duration::from_millis(5)).await; // the LLM call
 //!         let text = question.payload.clone();
 //!         // CPU-heavy scoring runs on the balancer, not on this task's thread.
 //!         let score = ctx
@@ -109,6 +109,10 @@ pub use hive_messaging as messaging;
 pub use hive_metrics as metrics;
 #[doc(inline)]
 pub use hive_types as types;
+
+/// The async runtime agents run on, re-exported so a program that depends
+/// on hive-core alone can use its timers and I/O in handlers.
+pub use tokio;
 
 /// Resident memory and CPU time of this process, as the report reads them.
 pub mod process {

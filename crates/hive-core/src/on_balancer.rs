@@ -221,8 +221,11 @@ impl BalancerAgent {
                 Ok(None) => break,
                 Ok(Some(m)) => m,
             };
-            system.record_latency(message.created_at);
             bump(&cell.counters.handled, 1);
+            system.record_latency(
+                message.created_at,
+                cell.counters.handled.load(Ordering::Relaxed),
+            );
             cell.begin(system.clock.coarse_ms());
             let started = cell.observed.as_ref().map(|_| Instant::now());
             let Life { agent, .. } = &mut *life;

@@ -137,12 +137,18 @@ fn shutdown(inner: &SystemInner, drain_timeout: Duration) -> ShutdownReport {
             + Duration::from_millis(100).min(drain_timeout.max(Duration::from_millis(10)));
         wait_stopped(inner, grace);
     }
-    let mut stuck = 0;
-    for cell in inner.directory.all() {
-        stuck += 1;
+    let stuck_cells = inner.directory.all();
+    for cell in &stuck_cells {
         cell.abort();
-        inner.agent_stopped(&cell, StopReason::Shutdown, 0);
+        inner.agent_stopped(cell, StopReason::Shutdown, 0);
     }
+    // An aborted task drops its mailbox (reporting its mail) when the
+    // runtime gets to it: wait for that, briefly, so the counts are whole.
+    let counted = Instant::now() + Duration::from_secs(1);
+    while !stuck_cells.iter().all(|c| c.task_finished()) && Instant::now() < counted {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stuck = stuck_cells.len();
     lock(&inner.monitor).take();
     let left = deadline.saturating_duration_since(Instant::now());
     inner

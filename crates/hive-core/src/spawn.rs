@@ -203,6 +203,7 @@ impl<'a> AgentBuilder<'a> {
             mailbox,
             ctx,
             supervisor: Supervisor::new(self.restart, self.backoff),
+            streak: 0,
         };
         let task = system.inner.runtime.spawn(runner.run());
         cell.set_abort(task.abort_handle());

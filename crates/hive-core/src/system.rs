@@ -22,6 +22,9 @@ use crate::runtime::{AgentRuntime, Clock, LazyTimer};
 use crate::spawn::{AgentBuilder, AgentRef};
 use crate::supervision::{AgentEventKind, Backoff, EventHook, Events, RestartPolicy, Watchdog};
 
+/// One handled message in this many has its latency measured.
+pub(crate) const LATENCY_SAMPLE: u64 = 8;
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -126,13 +129,18 @@ impl SystemInner {
         })
     }
 
+    /// Records a handled message: every one counts; one in
+    /// [`LATENCY_SAMPLE`] has its creation-to-handling latency read (a clock
+    /// read costs about as much as handing a message out) and recorded with
+    /// that weight, which keeps the percentiles while sparing the clock.
     #[inline]
-    pub(crate) fn record_latency(&self, created: Timestamp) {
-        self.latency_us.record(
-            Timestamp::now()
+    pub(crate) fn record_latency(&self, created: Timestamp, handled: u64) {
+        if handled.is_multiple_of(LATENCY_SAMPLE) {
+            let age = Timestamp::now()
                 .as_micros()
-                .saturating_sub(created.as_micros()),
-        );
+                .saturating_sub(created.as_micros());
+            self.latency_us.record_n(age, LATENCY_SAMPLE);
+        }
         self.handled_metric.increment(1);
     }
 

@@ -66,7 +66,7 @@ fn a_panicking_handler_does_not_stop_its_agent() {
     let o = ok.clone();
     let fragile = sys
         .spawn_sync(move |m: Message, _: &mut SyncContext<'_>| {
-            assert!(m.payload[0] % 2 == 0, "odd input");
+            assert!(m.payload[0].is_multiple_of(2), "odd input");
             o.fetch_add(1, Ordering::Relaxed);
         })
         .unwrap()

@@ -8,7 +8,10 @@
 //! longer than the aging threshold while higher lanes are served, every
 //! other message handed out comes from that lane until it has caught up.
 //!
-//! Only the consumer touches its lanes, so none of this is shared or locked.
+//! A lane is a queue of the batches that arrived, not of messages: a batch
+//! of one priority (the usual case) joins its lane without its messages
+//! being moved. Only the consumer touches its lanes, so none of this is
+//! shared or locked.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -21,13 +24,16 @@ use crate::batch::Batch;
 /// aging (a clock read costs about as much as handing out a message).
 const AGING_CHECK_EVERY: u32 = 16;
 
+/// One lane: its batches (when each started, its messages), oldest first.
+#[derive(Default)]
+struct Lane {
+    batches: VecDeque<(Instant, VecDeque<Message>)>,
+}
+
 /// One consumer's read-ahead; see the module docs.
 #[derive(Default)]
 pub(crate) struct Lanes {
-    lanes: PerPriority<VecDeque<Message>>,
-    /// Per lane: (when the batch started, messages of it still in the lane),
-    /// oldest first.
-    batches: PerPriority<VecDeque<(Instant, usize)>>,
+    lanes: PerPriority<Lane>,
     len: usize,
     /// Bit `p` is set while lane `p` holds messages.
     mask: u8,
@@ -36,6 +42,8 @@ pub(crate) struct Lanes {
     /// A lower lane that waited past the threshold: it gets every other pick.
     starving: Option<Priority>,
     aged_turn: bool,
+    /// Buffers of batches handed out entirely, for the consumer to recycle.
+    spent: Vec<VecDeque<Message>>,
 }
 
 impl Lanes {
@@ -52,44 +60,40 @@ impl Lanes {
 
     /// When the oldest batch held started.
     pub(crate) fn oldest(&self) -> Option<Instant> {
-        self.batches
+        self.lanes
             .values()
-            .filter_map(|b| b.front().map(|(at, _)| *at))
+            .filter_map(|l| l.batches.front().map(|(at, _)| *at))
             .min()
     }
 
-    /// Takes `batch`'s messages into their lanes; returns the emptied
-    /// buffer (for recycling). A batch of one priority arriving at an empty
-    /// lane becomes the lane, without moving its messages.
-    pub(crate) fn absorb(&mut self, mut batch: Batch) -> VecDeque<Message> {
+    /// Takes `batch`'s messages into their lanes. A batch of one priority
+    /// joins its lane whole; a mixed one is split.
+    pub(crate) fn absorb(&mut self, mut batch: Batch) {
         let n = batch.len();
         if n == 0 {
-            return batch.messages;
+            self.spent.push(batch.messages);
+            return;
         }
         self.len += n;
         if batch.top_priority == batch.low_priority {
             let p = batch.top_priority;
-            self.batches[p].push_back((batch.started, n));
             self.mask |= 1 << p.index();
-            let lane = &mut self.lanes[p];
-            if lane.is_empty() {
-                return std::mem::replace(lane, batch.messages);
-            }
-            lane.extend(batch.messages.drain(..));
-            return batch.messages;
+            self.lanes[p]
+                .batches
+                .push_back((batch.started, batch.messages));
+            return;
         }
-        let mut counts: PerPriority<usize> = PerPriority::default();
+        let mut split: PerPriority<VecDeque<Message>> = PerPriority::default();
         for m in batch.messages.drain(..) {
-            counts[m.priority] += 1;
-            self.lanes[m.priority].push_back(m);
+            split[m.priority].push_back(m);
         }
-        for (p, &count) in counts.iter() {
-            if count > 0 {
-                self.batches[p].push_back((batch.started, count));
+        self.spent.push(batch.messages);
+        for (p, messages) in Priority::ALL.into_iter().zip(split.0) {
+            if !messages.is_empty() {
                 self.mask |= 1 << p.index();
+                self.lanes[p].batches.push_back((batch.started, messages));
             }
         }
-        batch.messages
     }
 
     /// The next message by lane order and aging.
@@ -99,23 +103,20 @@ impl Lanes {
             return None;
         }
         let top = top_lane(self.mask);
-        let lane = match self.lower_turn(top, aging) {
-            Some(starving) => starving,
-            None => top,
-        };
-        let message = self.lanes[lane].pop_front()?;
+        let p = self.lower_turn(top, aging).unwrap_or(top);
+        let lane = &mut self.lanes[p];
+        let (_, front) = lane.batches.front_mut()?;
+        let message = front.pop_front()?;
         self.len -= 1;
-        let batches = &mut self.batches[lane];
-        if let Some(front) = batches.front_mut() {
-            front.1 -= 1;
-            if front.1 == 0 {
-                batches.pop_front();
+        if front.is_empty() {
+            if let Some((_, spent)) = lane.batches.pop_front() {
+                self.spent.push(spent);
             }
-        }
-        if self.lanes[lane].is_empty() {
-            self.mask &= !(1 << lane.index());
-            if self.starving == Some(lane) {
-                self.starving = None;
+            if lane.batches.is_empty() {
+                self.mask &= !(1 << p.index());
+                if self.starving == Some(p) {
+                    self.starving = None;
+                }
             }
         }
         Some(message)
@@ -141,7 +142,8 @@ impl Lanes {
                 .into_iter()
                 .filter(|p| below & (1 << p.index()) != 0)
                 .find(|p| {
-                    self.batches[*p]
+                    self.lanes[*p]
+                        .batches
                         .front()
                         .is_some_and(|(at, _)| now.saturating_duration_since(*at) > aging)
                 });
@@ -151,12 +153,19 @@ impl Lanes {
         self.aged_turn.then_some(starving)
     }
 
+    /// Buffers emptied since the last call (to recycle).
+    pub(crate) fn take_spent(&mut self) -> impl Iterator<Item = VecDeque<Message>> + '_ {
+        self.spent.drain(..)
+    }
+
     /// Every message held, lane by lane from the top (for draining).
     pub(crate) fn drain(&mut self) -> Vec<Message> {
         let mut all = Vec::with_capacity(self.len);
         for p in Priority::ALL.into_iter().rev() {
-            all.extend(self.lanes[p].drain(..));
-            self.batches[p].clear();
+            for (_, mut batch) in self.lanes[p].batches.drain(..) {
+                all.extend(batch.drain(..));
+                self.spent.push(batch);
+            }
         }
         self.len = 0;
         self.mask = 0;
@@ -209,17 +218,21 @@ mod tests {
             ]
         );
         assert_eq!(lanes.len(), 0);
+        assert_eq!(lanes.take_spent().count(), 5, "the batch and its 4 parts");
     }
 
     #[test]
-    fn a_uniform_batch_becomes_the_lane() {
+    fn a_uniform_batch_joins_its_lane_whole() {
         let mut lanes = Lanes::default();
-        let b = batch(Instant::now(), &[Priority::High; 3]);
-        let buffer = lanes.absorb(b);
-        assert!(buffer.is_empty());
+        lanes.absorb(batch(Instant::now(), &[Priority::High; 3]));
         assert!(lanes.has_above(Priority::Normal));
         assert!(!lanes.has_above(Priority::High));
         assert_eq!(lanes.len(), 3);
+        assert_eq!(lanes.take_spent().count(), 0);
+        for _ in 0..3 {
+            lanes.pop(Duration::from_secs(60)).unwrap();
+        }
+        assert_eq!(lanes.take_spent().count(), 1, "its buffer, once emptied");
     }
 
     #[test]

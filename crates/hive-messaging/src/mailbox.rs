@@ -61,7 +61,7 @@ impl Mailbox {
     /// Its deliveries count in the communicator's stats.
     pub(crate) fn new(inbox: Arc<Inbox>, shared: Arc<Shared>) -> Self {
         shared.track_inbox(&inbox);
-        let settle_every = (inbox.capacity / 4).clamp(1, 32);
+        let settle_every = (inbox.capacity / 8).clamp(1, 256);
         Mailbox {
             inbox,
             shared,
@@ -354,6 +354,11 @@ impl Mailbox {
     /// Gives back the room of the messages taken out since the last call,
     /// counts the handed-out ones as delivered, and publishes the read-ahead.
     fn settle(&mut self) {
+        for spent in self.lanes.take_spent() {
+            if spent.capacity() > 0 {
+                self.shared.recycler.give(spent);
+            }
+        }
         if self.unsettled == 0 {
             return;
         }
@@ -403,10 +408,7 @@ impl Mailbox {
             self.shared
                 .recorders
                 .taken(now.saturating_duration_since(batch.started));
-            let spent = self.lanes.absorb(batch);
-            if spent.capacity() > 0 {
-                self.shared.recycler.give(spent);
-            }
+            self.lanes.absorb(batch);
         }
         let oldest = self.lanes.oldest().map(|at| self.shared.nanos(at));
         self.inbox.publish_ahead(self.lanes.len(), oldest);

@@ -160,16 +160,22 @@ impl Requests {
         Ok(slot)
     }
 
+    /// Whether `message` may be a reply someone here waits for (a cheap
+    /// look before [`offer`](Self::offer)).
+    #[inline]
+    pub(crate) fn may_want(&self, message: &Message) -> bool {
+        message.correlation_id.is_some()
+            && matches!(message.kind, MessageKind::Response | MessageKind::Error)
+            && self.entries.load(Ordering::Acquire) > 0
+    }
+
     /// Offers `message` as a reply: a `Response` or `Error` whose
     /// correlation id names a request registered here.
-    #[inline]
     pub(crate) fn offer(&self, message: Message) -> Offered {
         let Some(id) = message.correlation_id else {
             return Offered::NotAReply(message);
         };
-        if self.entries.load(Ordering::Acquire) == 0
-            || !matches!(message.kind, MessageKind::Response | MessageKind::Error)
-        {
+        if !self.may_want(&message) {
             return Offered::NotAReply(message);
         }
         let mut table = lock(&self.table);

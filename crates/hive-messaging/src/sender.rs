@@ -95,7 +95,10 @@ impl Sender {
     /// Refuses (and hands back) the message when the recipient is not
     /// registered or the communicator is closed.
     pub fn send(&self, message: Message) -> Result<(), Rejected<Message>> {
-        run_blocking(self.deliver(message, &mut Block))
+        match self.first_attempt(message) {
+            Ok(done) => done,
+            Err((m, listener)) => run_blocking(self.deliver_after(m, listener, &mut Block)),
+        }
     }
 
     /// Like [`send`](Self::send), waiting at most `timeout` for room; then
@@ -107,12 +110,20 @@ impl Sender {
         message: Message,
         timeout: Duration,
     ) -> Result<(), Rejected<Message>> {
-        run_blocking(self.deliver(message, &mut BlockUntil::new(timeout)))
+        match self.first_attempt(message) {
+            Ok(done) => done,
+            Err((m, listener)) => {
+                run_blocking(self.deliver_after(m, listener, &mut BlockUntil::new(timeout)))
+            }
+        }
     }
 
     /// Sends `message` from async code, awaiting room in a full mailbox.
     pub async fn send_async(&self, message: Message) -> Result<(), Rejected<Message>> {
-        self.deliver(message, &mut Await).await
+        match self.first_attempt(message) {
+            Ok(done) => done,
+            Err((m, listener)) => self.deliver_after(m, listener, &mut Await).await,
+        }
     }
 
     /// Like [`send_async`](Self::send_async), giving up when `give_up`
@@ -126,8 +137,51 @@ impl Sender {
         timeout: Duration,
         give_up: impl Future<Output = ()> + Send,
     ) -> Result<(), Rejected<Message>> {
-        self.deliver(message, &mut AwaitOr::new(give_up, timeout))
-            .await
+        match self.first_attempt(message) {
+            Ok(done) => done,
+            Err((m, listener)) => {
+                self.deliver_after(m, listener, &mut AwaitOr::new(give_up, timeout))
+                    .await
+            }
+        }
+    }
+
+    /// The fast path every send starts with, without building a future: a
+    /// message to one agent that fits is accepted here. `Err` carries what
+    /// must wait (a full mailbox: with the listener to wait on) or go
+    /// through the general path (a broadcast: no listener).
+    #[inline]
+    fn first_attempt(
+        &self,
+        message: Message,
+    ) -> Result<Result<(), Rejected<Message>>, (Message, Option<EventListener>)> {
+        let Recipient::Agent(to) = message.recipient else {
+            return Err((message, None));
+        };
+        match self.attempt(to, message) {
+            Attempt::Sent => Ok(Ok(())),
+            Attempt::Refused(m, e) => Ok(Err(Rejected::new(m, e))),
+            Attempt::Wait(m, listener) => Err((m, Some(listener))),
+        }
+    }
+
+    /// The rest of a send whose first attempt found the mailbox full
+    /// (`listener`), or a broadcast.
+    async fn deliver_after<W: Wait>(
+        &self,
+        message: Message,
+        listener: Option<EventListener>,
+        wait: &mut W,
+    ) -> Result<(), Rejected<Message>> {
+        match (message.recipient, listener) {
+            (Recipient::Agent(to), Some(listener)) => {
+                if !wait.wait(listener).await {
+                    return self.last_try(to, message, wait.patience());
+                }
+                self.send_loop(to, message, wait).await
+            }
+            _ => self.deliver(message, wait).await,
+        }
     }
 
     /// Sends to the recipient, or to every other agent for a broadcast.
@@ -302,18 +356,22 @@ impl Sender {
         if self.shared.is_closed() {
             return Err((message, Refusal::Closed));
         }
-        let message = match self.shared.requests.offer(message) {
-            Offered::NotAReply(m) => m,
-            Offered::Delivered => {
-                state.counts.sent += 1;
-                self.shared.count_reply();
-                return Ok(());
+        let message = if self.shared.requests.may_want(&message) {
+            match self.shared.requests.offer(message) {
+                Offered::NotAReply(m) => m,
+                Offered::Delivered => {
+                    state.counts.sent += 1;
+                    self.shared.count_reply();
+                    return Ok(());
+                }
+                Offered::Late(m) => {
+                    state.counts.sent += 1;
+                    self.shared.undeliverable([m], UndeliveredReason::LateReply);
+                    return Ok(());
+                }
             }
-            Offered::Late(m) => {
-                state.counts.sent += 1;
-                self.shared.undeliverable([m], UndeliveredReason::LateReply);
-                return Ok(());
-            }
+        } else {
+            message
         };
         let SenderState { routes, counts } = state;
         let route = match routes.entry(to) {

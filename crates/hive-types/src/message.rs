@@ -23,9 +23,12 @@ impl Timestamp {
     /// The current time.
     #[inline]
     pub fn now() -> Timestamp {
-        let micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        // u64 arithmetic: `as_micros` would go through u128 on every message.
+        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+            d.as_secs()
+                .saturating_mul(1_000_000)
+                .saturating_add(u64::from(d.subsec_micros()))
+        });
         Timestamp(micros)
     }
 

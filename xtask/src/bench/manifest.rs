@@ -70,6 +70,7 @@ const POOL: &str = "hive-mempool";
 const MSG: &str = "hive-messaging";
 const CPU: &str = "hive-cpubalance";
 const MET: &str = "hive-metrics";
+const CORE: &str = "hive-core";
 
 /// Pool cases: each object kind beside plain allocation and both pools.
 macro_rules! pool_cases {
@@ -150,13 +151,57 @@ const OTHERS: [Comparison; 27] = [
         Bench("wire.decode/document_gzip6_per_message", "document scheme (gzip-6 per message > 1 KiB)"), Goal::None),
 ];
 
+/// The agent runtime beside the actor frameworks (issue: "an agent
+/// runtime an AI orchestrator would pick over kameo or ractor").
+#[rustfmt::skip]
+const AGENTS: [Comparison; 19] = [
+    cmp(CORE, "tell 1 -> 1", Rate("msg/s"), "agents.tell_1to1/hive",
+        Bench("agents.tell_1to1/kameo", "kameo"), Ratio(1.0)),
+    cmp(CORE, "tell 1 -> 1", Rate("msg/s"), "agents.tell_1to1/hive",
+        Bench("agents.tell_1to1/ractor", "ractor"), Ratio(1.0)),
+    cmp(CORE, "tell 1 -> 1", Rate("msg/s"), "agents.tell_1to1/hive",
+        Bench("agents.tell_1to1/actix", "actix"), Ratio(1.0)),
+    cmp(CORE, "tell 1 -> 1, sync agent on the balancer", Rate("msg/s"), "agents.tell_1to1/hive_sync",
+        Bench("agents.tell_1to1/actix", "actix"), Goal::None),
+    cmp(CORE, "tell 8 -> 1", Rate("msg/s"), "agents.tell_8to1/hive",
+        Bench("agents.tell_8to1/kameo", "kameo"), Ratio(1.0)),
+    cmp(CORE, "tell 8 -> 1", Rate("msg/s"), "agents.tell_8to1/hive",
+        Bench("agents.tell_8to1/ractor", "ractor"), Ratio(1.0)),
+    cmp(CORE, "tell 8 -> 1", Rate("msg/s"), "agents.tell_8to1/hive",
+        Bench("agents.tell_8to1/actix", "actix"), Ratio(1.0)),
+    cmp(CORE, "tell 8 -> 1, sync agent on the balancer", Rate("msg/s"), "agents.tell_8to1/hive_sync",
+        Bench("agents.tell_8to1/actix", "actix"), Goal::None),
+    cmp(CORE, "ask round trip (mean)", Time, "agents.ask/hive",
+        Bench("agents.ask/kameo", "kameo"), Goal::None),
+    cmp(CORE, "ask round trip (mean)", Time, "agents.ask/hive",
+        Bench("agents.ask/ractor", "ractor"), Goal::None),
+    cmp(CORE, "ask round trip (mean)", Time, "agents.ask/hive",
+        Bench("agents.ask/actix", "actix"), Goal::None),
+    cmp(CORE, "spawn 10,000 agents + one message each", Time, "agents.spawn_10k/hive",
+        Bench("agents.spawn_10k/actix", "actix"), Ratio(1.0)),
+    cmp(CORE, "spawn 10,000 agents + one message each", Time, "agents.spawn_10k/hive",
+        Bench("agents.spawn_10k/kameo", "kameo"), Goal::None),
+    cmp(CORE, "spawn 10,000 agents + one message each", Time, "agents.spawn_10k/hive",
+        Bench("agents.spawn_10k/ractor", "ractor"), Goal::None),
+    cmp(CORE, "1,000 agents x 10 messages awaiting a 20 ms call (ideal 0.2 s)", Time, "agents.io_bound/hive",
+        Fixed("goal: 1.05 x ideal", 0.21e9), Ratio(1.0)),
+    cmp(CORE, "1,000 agents x 10 messages awaiting a 20 ms call (ideal 0.2 s)", Time, "agents.io_bound/hive",
+        Bench("agents.io_bound/kameo", "kameo"), Goal::None),
+    cmp(CORE, "1,000 agents x 10 messages awaiting a 20 ms call (ideal 0.2 s)", Time, "agents.io_bound/hive",
+        Bench("agents.io_bound/ractor", "ractor"), Goal::None),
+    cmp(CORE, "1,000 agents x 10 messages awaiting a 20 ms call (ideal 0.2 s)", Time, "agents.io_bound/hive",
+        Bench("agents.io_bound/actix", "actix"), Goal::None),
+    cmp(CORE, "tell 1 -> 1, async vs sync agent", Rate("msg/s"), "agents.tell_1to1/hive",
+        Bench("agents.tell_1to1/hive_sync", "hive sync agent"), Goal::None),
+];
+
 /// Every comparison read from criterion's results.
 pub(crate) fn comparisons() -> impl Iterator<Item = &'static Comparison> {
-    OTHERS.iter().chain(POOLS.iter())
+    OTHERS.iter().chain(POOLS.iter()).chain(AGENTS.iter())
 }
 
 /// The benchmark targets of `hive-benches`, in the order they run.
-pub(crate) const BENCHES: [&str; 8] = [
+pub(crate) const BENCHES: [&str; 9] = [
     "types",
     "mempool",
     "messaging",
@@ -164,5 +209,6 @@ pub(crate) const BENCHES: [&str; 8] = [
     "metrics",
     "wire",
     "nats",
+    "agents",
     "swarm",
 ];
