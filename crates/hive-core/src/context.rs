@@ -128,10 +128,7 @@ impl Context {
     /// Like [`ask`](Self::ask) with a request built by the caller (its
     /// priority, time to live, kind).
     pub async fn request(&self, request: Message, timeout: Duration) -> HiveResult<Message> {
-        let timer = self.system.inner.timer(timeout);
-        self.sender
-            .request_async_timeout(request, timeout, timer)
-            .await
+        self.sender.request_async(request, timeout).await
     }
 
     /// Sends `payload` to every other agent as a `Broadcast` message; the

@@ -357,14 +357,9 @@ impl SwarmSystem {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> HiveResult<Message> {
-        let timer = self.inner.timer(timeout);
         self.inner
             .outside
-            .request_async_timeout(
-                Message::request(AgentId::nil(), to, payload),
-                timeout,
-                timer,
-            )
+            .request_async(Message::request(AgentId::nil(), to, payload), timeout)
             .await
     }
 

@@ -65,8 +65,8 @@ fn tick(shared: &Shared) -> u64 {
         };
         next = next.min(core_next);
     }
-    let queued: usize = shared.registry.inboxes().iter().map(|i| i.queued()).sum();
-    shared.recorders.depth(queued);
+    next = next.min(shared.requests.expire(now));
+    shared.recorders.maybe_publish_depth(shared, now);
     signal.wake_at.store(next, Ordering::SeqCst);
     next
 }

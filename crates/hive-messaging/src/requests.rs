@@ -1,13 +1,17 @@
 //! Requests waiting for their replies, by request id.
 //!
-//! A sender that asks registers the request's id here before sending it.
-//! A reply is a `Response` (or `Error`) message whose correlation id names
-//! a waiting request: whichever sender carries it (a local agent's, or a
-//! transport delivering it from another process) hands it straight to the
-//! waiter instead of a mailbox. When a waiter gives up (its deadline passed
-//! or its future was dropped), its entry stays as a tombstone for a while,
-//! so a reply arriving late is recognised, counted and dropped rather than
-//! delivered to a mailbox that no longer expects it.
+//! A sender that asks registers the request's id (and its deadline) here
+//! before sending it. A reply is a `Response` (or `Error`) message whose
+//! correlation id names a waiting request: whichever sender carries it (a
+//! local agent's, or a transport delivering it from another process) hands
+//! it straight to the waiter instead of a mailbox. The communicator's timer
+//! thread (the flusher) times out requests whose deadline passed, so async
+//! callers need no timer of their own runtime.
+//!
+//! When a waiter gives up (its deadline passed or its future was dropped),
+//! its entry stays as a tombstone for a while, so a reply arriving late is
+//! recognised, counted and dropped rather than delivered to a mailbox that
+//! no longer expects it.
 //!
 //! The table is bounded: at most `max_pending_requests` entries, waiting
 //! ones and tombstones together. Tombstones make room first (oldest
@@ -15,11 +19,12 @@
 //! with `Full`.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
@@ -29,41 +34,57 @@ use crate::idmap::IdHasher;
 use crate::sender::Sender;
 use crate::shared::{lock, Shared};
 use crate::undelivered::UndeliveredReason;
-use crate::wait::{run_blocking, Await, AwaitOr, BlockUntil};
+use crate::wait::{run_blocking, Await, BlockUntil};
 
 type RequestMap<V> = HashMap<MessageId, V, BuildHasherDefault<IdHasher>>;
 
-/// Where a reply lands.
+/// How a request ended.
+#[derive(Debug)]
+enum Outcome {
+    Reply(Message),
+    TimedOut,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    outcome: Option<Outcome>,
+    /// An async waiter to wake.
+    waker: Option<Waker>,
+}
+
+/// Where a reply lands: async waiters leave a waker, blocking ones listen.
 #[derive(Debug, Default)]
 pub(crate) struct ReplySlot {
-    reply: Mutex<Option<Message>>,
-    done: AtomicBool,
+    state: Mutex<SlotState>,
     event: Event,
 }
 
 impl ReplySlot {
-    fn fill(&self, reply: Message) {
-        *lock(&self.reply) = Some(reply);
-        self.done.store(true, Ordering::Release);
+    fn settle(&self, outcome: Outcome) {
+        let waker = {
+            let mut state = lock(&self.state);
+            state.outcome = Some(outcome);
+            state.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
         self.event.notify(usize::MAX);
     }
 
-    pub(crate) fn take(&self) -> Option<Message> {
-        if !self.done.load(Ordering::Acquire) {
-            return None;
-        }
-        lock(&self.reply).take()
+    fn take(&self) -> Option<Outcome> {
+        lock(&self.state).outcome.take()
     }
 
-    /// Blocks until the reply or `deadline`.
-    pub(crate) fn wait_until(&self, deadline: Instant) -> Option<Message> {
+    /// Blocks until the outcome or `deadline`.
+    fn wait_until(&self, deadline: Instant) -> Option<Outcome> {
         loop {
-            if let Some(reply) = self.take() {
-                return Some(reply);
+            if let Some(outcome) = self.take() {
+                return Some(outcome);
             }
             let listener = self.event.listen();
-            if let Some(reply) = self.take() {
-                return Some(reply);
+            if let Some(outcome) = self.take() {
+                return Some(outcome);
             }
             if listener.wait_deadline(deadline).is_none() {
                 return self.take();
@@ -71,31 +92,46 @@ impl ReplySlot {
         }
     }
 
-    /// Awaits the reply.
-    pub(crate) async fn wait(&self) -> Message {
-        loop {
-            if let Some(reply) = self.take() {
-                return reply;
+    /// Awaits the outcome.
+    async fn wait(&self) -> Outcome {
+        std::future::poll_fn(|cx| {
+            let mut state = lock(&self.state);
+            match state.outcome.take() {
+                Some(outcome) => Poll::Ready(outcome),
+                None => {
+                    state.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
             }
-            let listener = self.event.listen();
-            if let Some(reply) = self.take() {
-                return reply;
-            }
-            listener.await;
-        }
+        })
+        .await
     }
 }
 
 enum Pending {
-    Waiting(Arc<ReplySlot>),
+    Waiting { slot: Arc<ReplySlot>, deadline: u64 },
     GaveUp,
 }
 
 struct Table {
     entries: RequestMap<Pending>,
+    /// Waiting requests by deadline (nanoseconds on the communicator's clock).
+    deadlines: BTreeSet<(u64, MessageId)>,
     /// Ids of tombstones, oldest first (some may have been removed since).
     tombstones: VecDeque<MessageId>,
     waiting: usize,
+}
+
+impl Table {
+    /// Turns a waiting entry into a tombstone.
+    fn bury(&mut self, id: MessageId, deadline: u64) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            *entry = Pending::GaveUp;
+            self.waiting -= 1;
+            self.deadlines.remove(&(deadline, id));
+            self.tombstones.push_back(id);
+        }
+    }
 }
 
 /// What became of a message offered as a reply.
@@ -121,6 +157,7 @@ impl Requests {
             entries: AtomicUsize::new(0),
             table: Mutex::new(Table {
                 entries: RequestMap::default(),
+                deadlines: BTreeSet::new(),
                 tombstones: VecDeque::new(),
                 waiting: 0,
             }),
@@ -128,8 +165,9 @@ impl Requests {
         }
     }
 
-    /// Registers request `id`; its reply will land in the returned slot.
-    pub(crate) fn register(&self, id: MessageId) -> HiveResult<Arc<ReplySlot>> {
+    /// Registers request `id`, due at `deadline` (nanoseconds on the
+    /// communicator's clock); its reply will land in the returned slot.
+    fn register(&self, id: MessageId, deadline: u64) -> HiveResult<Arc<ReplySlot>> {
         let mut table = lock(&self.table);
         if table.waiting >= self.max_entries {
             return Err(HiveError::Full {
@@ -152,9 +190,13 @@ impl Requests {
                 "a request with this id is already waiting; build a new message for each request",
             )),
             Entry::Vacant(v) => {
-                v.insert(Pending::Waiting(slot.clone()));
+                v.insert(Pending::Waiting {
+                    slot: slot.clone(),
+                    deadline,
+                });
             }
         }
+        table.deadlines.insert((deadline, id));
         table.waiting += 1;
         self.entries.store(table.entries.len(), Ordering::Release);
         Ok(slot)
@@ -180,10 +222,13 @@ impl Requests {
         }
         let mut table = lock(&self.table);
         let outcome = match table.entries.remove(&id) {
-            Some(Pending::Waiting(slot)) => {
+            Some(Pending::Waiting { slot, deadline }) => {
                 table.waiting -= 1;
-                slot.fill(message);
-                Offered::Delivered
+                table.deadlines.remove(&(deadline, id));
+                self.entries.store(table.entries.len(), Ordering::Release);
+                drop(table);
+                slot.settle(Outcome::Reply(message));
+                return Offered::Delivered;
             }
             Some(Pending::GaveUp) => Offered::Late(message),
             None => Offered::NotAReply(message),
@@ -192,19 +237,55 @@ impl Requests {
         outcome
     }
 
-    /// The waiter of `id` gives up: its entry becomes a tombstone. A reply
-    /// that arrived meanwhile, unread, is returned (it came too late).
-    pub(crate) fn give_up(&self, id: MessageId, slot: &Arc<ReplySlot>) -> Option<Message> {
-        let mut table = lock(&self.table);
-        if let Some(entry) = table.entries.get_mut(&id) {
-            if matches!(entry, Pending::Waiting(s) if Arc::ptr_eq(s, slot)) {
-                *entry = Pending::GaveUp;
-                table.waiting -= 1;
-                table.tombstones.push_back(id);
+    /// The waiter of `id` gives up (its future was dropped, or its own
+    /// deadline passed first): its entry becomes a tombstone. A reply that
+    /// arrived meanwhile, unread, is returned (it came too late).
+    fn give_up(&self, id: MessageId, slot: &Arc<ReplySlot>) -> Option<Message> {
+        {
+            let mut table = lock(&self.table);
+            let ours = match table.entries.get(&id) {
+                Some(Pending::Waiting { slot: s, deadline }) if Arc::ptr_eq(s, slot) => {
+                    Some(*deadline)
+                }
+                _ => None,
+            };
+            if let Some(deadline) = ours {
+                table.bury(id, deadline);
             }
         }
-        drop(table);
-        slot.take()
+        match slot.take() {
+            Some(Outcome::Reply(late)) => Some(late),
+            _ => None,
+        }
+    }
+
+    /// Times out every request due by `now`; returns the next deadline
+    /// (`u64::MAX` when none).
+    pub(crate) fn expire(&self, now: u64) -> u64 {
+        if self.entries.load(Ordering::Acquire) == 0 {
+            return u64::MAX;
+        }
+        let mut expired = Vec::new();
+        let next = {
+            let mut table = lock(&self.table);
+            while let Some(&(deadline, id)) = table.deadlines.first() {
+                if deadline > now {
+                    break;
+                }
+                if let Some(Pending::Waiting { slot, .. }) = table.entries.get(&id) {
+                    expired.push(slot.clone());
+                }
+                table.bury(id, deadline);
+            }
+            table
+                .deadlines
+                .first()
+                .map_or(u64::MAX, |(deadline, _)| *deadline)
+        };
+        for slot in expired {
+            slot.settle(Outcome::TimedOut);
+        }
+        next
     }
 
     /// Requests waiting for a reply now.
@@ -228,21 +309,47 @@ struct PendingReply<'a> {
     id: MessageId,
     slot: Arc<ReplySlot>,
     shared: &'a Shared,
+    timeout: Duration,
+    settled: bool,
 }
 
 impl<'a> PendingReply<'a> {
-    fn register(shared: &'a Shared, request: &Message) -> HiveResult<Self> {
-        let slot = shared.requests.register(request.id)?;
+    fn register(shared: &'a Shared, request: &Message, timeout: Duration) -> HiveResult<Self> {
+        let deadline = shared
+            .nanos(Instant::now())
+            .saturating_add(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
+        let slot = shared.requests.register(request.id, deadline)?;
+        shared.flusher.schedule(deadline);
         Ok(PendingReply {
             id: request.id,
             slot,
             shared,
+            timeout,
+            settled: false,
         })
+    }
+
+    fn outcome(&mut self, outcome: Option<Outcome>) -> HiveResult<Message> {
+        match outcome {
+            Some(Outcome::Reply(reply)) => {
+                self.settled = true;
+                Ok(reply)
+            }
+            // The table already buried a timed-out request.
+            Some(Outcome::TimedOut) => {
+                self.settled = true;
+                Err(reply_timeout(self.timeout))
+            }
+            None => Err(reply_timeout(self.timeout)),
+        }
     }
 }
 
 impl Drop for PendingReply<'_> {
     fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
         if let Some(late) = self.shared.requests.give_up(self.id, &self.slot) {
             self.shared
                 .undeliverable([late], UndeliveredReason::LateReply);
@@ -281,66 +388,69 @@ impl Sender {
     /// its reply, at most `timeout` in all (waiting for room included).
     pub fn request(&self, request: Message, timeout: Duration) -> HiveResult<Message> {
         let to = recipient(&request)?;
-        let pending = PendingReply::register(&self.shared, &request)?;
+        let mut pending = PendingReply::register(&self.shared, &request, timeout)?;
         let mut wait = BlockUntil::new(timeout);
         run_blocking(self.send_loop(to, request, &mut wait))?;
         self.flush_to(to);
-        pending
-            .slot
-            .wait_until(wait.deadline)
-            .ok_or_else(|| reply_timeout(timeout))
+        let outcome = pending.slot.wait_until(wait.deadline);
+        pending.outcome(outcome)
     }
 
-    /// [`request`](Self::request) from async code, without a deadline of
-    /// its own: wrap it in your runtime's timeout, or use
-    /// [`request_async_timeout`](Self::request_async_timeout). Dropping the
-    /// future gives up waiting.
-    pub async fn request_async(&self, request: Message) -> HiveResult<Message> {
+    /// [`request`](Self::request) from async code, on any executor: the
+    /// communicator's own timer enforces `timeout` (give or take a
+    /// millisecond), waiting for room included. Dropping the future gives
+    /// up waiting.
+    pub async fn request_async(&self, request: Message, timeout: Duration) -> HiveResult<Message> {
         let to = recipient(&request)?;
-        let pending = PendingReply::register(&self.shared, &request)?;
-        self.send_loop(to, request, &mut Await).await?;
+        let mut pending = PendingReply::register(&self.shared, &request, timeout)?;
+        match self.try_send(request) {
+            Ok(()) => {}
+            Err(refused) if refused.is_full() => {
+                // Wait for room, unless the deadline (the table times the
+                // request out) comes first: then it was never sent.
+                let mut forever = Await;
+                let send = self.send_loop(to, refused.into_inner(), &mut forever);
+                let mut send = std::pin::pin!(send);
+                let slot = pending.slot.clone();
+                let mut expired = std::pin::pin!(slot.wait());
+                let sent = std::future::poll_fn(|cx| {
+                    if let Poll::Ready(r) = send.as_mut().poll(cx) {
+                        return Poll::Ready(Ok(r));
+                    }
+                    expired.as_mut().poll(cx).map(Err)
+                })
+                .await;
+                match sent {
+                    Ok(r) => r?,
+                    Err(outcome) => return pending.outcome(Some(outcome)),
+                }
+            }
+            Err(refused) => return Err(refused.into()),
+        }
         self.flush_to(to);
-        Ok(pending.slot.wait().await)
-    }
-
-    /// [`request`](Self::request) from async code, giving up when `give_up`
-    /// (your runtime's timer for `timeout`) completes.
-    pub async fn request_async_timeout(
-        &self,
-        request: Message,
-        timeout: Duration,
-        give_up: impl Future<Output = ()> + Send,
-    ) -> HiveResult<Message> {
-        let to = recipient(&request)?;
-        let pending = PendingReply::register(&self.shared, &request)?;
-        let mut wait = AwaitOr::new(give_up, timeout);
-        self.send_loop(to, request, &mut wait).await?;
-        self.flush_to(to);
-        wait.or_give_up(pending.slot.wait())
-            .await
-            .ok_or_else(|| reply_timeout(timeout))
+        let outcome = pending.slot.wait().await;
+        pending.outcome(Some(outcome))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hive_types::AgentId;
 
     #[test]
     fn a_reply_reaches_its_waiter_and_a_late_one_is_recognised() {
         let requests = Requests::new(4);
         let (a, b) = (AgentId::random(), AgentId::random());
         let ask = Message::request(a, b, "q");
-        let slot = requests.register(ask.id).unwrap();
+        let slot = requests.register(ask.id, u64::MAX).unwrap();
         assert!(matches!(
             requests.offer(ask.reply(b, "a")),
             Offered::Delivered
         ));
-        assert_eq!(slot.take().unwrap().payload.as_ref(), b"a");
+        assert!(matches!(slot.take(), Some(Outcome::Reply(m)) if m.payload.as_ref() == b"a"));
 
         let late = Message::request(a, b, "q2");
-        let slot = requests.register(late.id).unwrap();
+        let slot = requests.register(late.id, u64::MAX).unwrap();
         assert!(requests.give_up(late.id, &slot).is_none());
         assert!(matches!(
             requests.offer(late.reply(b, "x")),
@@ -355,12 +465,39 @@ mod tests {
         let requests = Requests::new(2);
         let (a, b) = (AgentId::random(), AgentId::random());
         let first = Message::request(a, b, "1");
-        let slot = requests.register(first.id).unwrap();
+        let slot = requests.register(first.id, u64::MAX).unwrap();
         requests.give_up(first.id, &slot);
-        let _s2 = requests.register(Message::request(a, b, "2").id).unwrap();
-        let _s3 = requests.register(Message::request(a, b, "3").id).unwrap();
+        let _s2 = requests
+            .register(Message::request(a, b, "2").id, u64::MAX)
+            .unwrap();
+        let _s3 = requests
+            .register(Message::request(a, b, "3").id, u64::MAX)
+            .unwrap();
         assert_eq!(requests.waiting(), 2, "the tombstone made room");
-        let refused = requests.register(Message::request(a, b, "4").id);
+        let refused = requests.register(Message::request(a, b, "4").id, u64::MAX);
         assert!(refused.unwrap_err().is_full());
+    }
+
+    #[test]
+    fn expiry_times_out_due_requests_and_keeps_the_rest() {
+        let requests = Requests::new(8);
+        let (a, b) = (AgentId::random(), AgentId::random());
+        let soon = Message::request(a, b, "soon");
+        let later = Message::request(a, b, "later");
+        let s1 = requests.register(soon.id, 100).unwrap();
+        let s2 = requests.register(later.id, 500).unwrap();
+        assert_eq!(requests.expire(99), 100, "nothing due yet");
+        assert_eq!(requests.expire(100), 500);
+        assert!(matches!(s1.take(), Some(Outcome::TimedOut)));
+        assert!(s2.take().is_none());
+        assert!(matches!(
+            requests.offer(soon.reply(b, "x")),
+            Offered::Late(_)
+        ));
+        assert!(matches!(
+            requests.offer(later.reply(b, "y")),
+            Offered::Delivered
+        ));
+        assert_eq!(requests.expire(1_000), u64::MAX);
     }
 }

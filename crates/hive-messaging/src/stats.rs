@@ -34,6 +34,8 @@ pub(crate) struct Recorders {
     pub(crate) batch_sizes: AtomicHistogram,
     pub(crate) latency_ns: AtomicHistogram,
     metrics: Metrics,
+    /// When the depth gauge was last published (communicator nanoseconds).
+    depth_published: std::sync::atomic::AtomicU64,
 }
 
 impl Recorders {
@@ -42,6 +44,7 @@ impl Recorders {
             batch_sizes: AtomicHistogram::new(COARSE),
             latency_ns: AtomicHistogram::new(PRECISE),
             metrics: Metrics::register(),
+            depth_published: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -70,7 +73,18 @@ impl Recorders {
         self.metrics.undeliverable(reason, n);
     }
 
-    pub(crate) fn depth(&self, queued: usize) {
+    /// Publishes the messages queued in all mailboxes, at most every
+    /// 100 ms (it visits every mailbox).
+    pub(crate) fn maybe_publish_depth(&self, shared: &crate::shared::Shared, now: u64) {
+        let last = self
+            .depth_published
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last) < 100_000_000 && last != 0 {
+            return;
+        }
+        self.depth_published
+            .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
+        let queued: usize = shared.registry.inboxes().iter().map(|i| i.queued()).sum();
         self.metrics.depth(queued);
     }
 }

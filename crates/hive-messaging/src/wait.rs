@@ -97,24 +97,6 @@ impl<G: Future<Output = ()> + Send> AwaitOr<G> {
     }
 }
 
-impl<G: Future<Output = ()> + Send> AwaitOr<G> {
-    /// Awaits `work` unless the waiter gives up first (`None`).
-    pub(crate) async fn or_give_up<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
-        let mut work = std::pin::pin!(work);
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(value) = work.as_mut().poll(cx) {
-                return Poll::Ready(Some(value));
-            }
-            if self.fired || self.give_up.as_mut().poll(cx).is_ready() {
-                self.fired = true;
-                return Poll::Ready(None);
-            }
-            Poll::Pending
-        })
-        .await
-    }
-}
-
 impl<G: Future<Output = ()> + Send> Wait for AwaitOr<G> {
     fn wait(&mut self, listener: EventListener) -> impl Future<Output = bool> + Send {
         let mut listener = Box::pin(listener);
