@@ -28,8 +28,11 @@ pub struct EncoderConfig {
     pub threshold: usize,
     /// Trained zstd dictionary to compress with.
     pub dictionary: Option<Dictionary>,
-    /// Largest raw body accepted (64 MiB; also the decoder's default).
+    /// Largest raw body accepted (16 MiB; also the decoder's default).
     pub max_raw: usize,
+    /// Compressed bodies that shrink more than this many times are sent
+    /// uncompressed, so a peer's expansion limit (64 by default) accepts them.
+    pub max_expansion: u32,
 }
 
 impl Default for EncoderConfig {
@@ -39,7 +42,8 @@ impl Default for EncoderConfig {
             level: 3,
             threshold: 1024,
             dictionary: None,
-            max_raw: 64 << 20,
+            max_raw: 16 << 20,
+            max_expansion: 64,
         }
     }
 }
@@ -198,7 +202,9 @@ impl FrameEncoder {
         let mut codec = Codec::None;
         if raw.len() >= self.config.threshold && self.config.codec != Codec::None {
             self.compress(raw, &mut encoded)?;
-            if encoded.len() < raw.len() {
+            let within = (encoded.len() as u64).saturating_mul(u64::from(self.config.max_expansion))
+                >= raw.len() as u64;
+            if encoded.len() < raw.len() && within {
                 codec = self.config.codec;
             }
         }
@@ -270,23 +276,30 @@ impl fmt::Debug for FrameEncoder {
     }
 }
 
-/// What a decoder accepts.
+/// What a decoder accepts. A frame beyond any of these is rejected before
+/// anything it asks for is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest whole frame, header included (8 MiB).
     pub max_frame: usize,
-    /// Largest body after decompression: the decompression-bomb limit (64 MiB).
+    /// Largest body after decompression: the decompression-bomb limit (16 MiB).
     pub max_decoded: usize,
-    /// Most records in one frame (1,000,000).
+    /// Most records in one frame (65,536): a small frame of empty records
+    /// must not become millions of messages.
     pub max_records: u32,
+    /// Most decoded bytes per encoded byte of a compressed body (64).
+    /// Agent traffic compresses 3 to 10 times; hive's encoder sends a body
+    /// uncompressed rather than past this ratio.
+    pub max_expansion: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_frame: 8 << 20,
-            max_decoded: 64 << 20,
-            max_records: 1_000_000,
+            max_decoded: 16 << 20,
+            max_records: 65_536,
+            max_expansion: 64,
         }
     }
 }
@@ -379,6 +392,14 @@ impl FrameDecoder {
                 self.limits.max_records as usize,
             ));
         }
+        let most = u64::from(header.encoded_len).saturating_mul(u64::from(self.limits.max_expansion));
+        if header.codec != Codec::None && u64::from(header.raw_len) > most {
+            return Err(HiveError::LimitExceeded {
+                limit: "decoded bytes per encoded byte",
+                value: u64::from(header.raw_len) / u64::from(header.encoded_len.max(1)),
+                max: u64::from(self.limits.max_expansion),
+            });
+        }
         Ok(header)
     }
 
@@ -427,6 +448,7 @@ impl FrameDecoder {
         let raw = match header.codec {
             Codec::None => return Ok(Bytes::copy_from_slice(body)),
             Codec::Zstd | Codec::ZstdDictionary => {
+                single_zstd_frame(body)?;
                 let ctx = if header.codec == Codec::Zstd {
                     &mut self.zstd
                 } else {
@@ -442,10 +464,16 @@ impl FrameDecoder {
             Codec::Gzip => {
                 let mut out = Vec::with_capacity(raw_len);
                 let limit = raw_len as u64 + 1;
-                flate2::read::GzDecoder::new(body)
-                    .take(limit)
-                    .read_to_end(&mut out)
-                    .map_err(bad)?;
+                // The bufread decoder consumes exactly one member, so what
+                // it leaves of `body` is trailing data.
+                let mut gz = flate2::bufread::GzDecoder::new(body);
+                (&mut gz).take(limit).read_to_end(&mut out).map_err(bad)?;
+                if !gz.into_inner().is_empty() {
+                    return Err(FrameError::Inconsistent(
+                        "bytes after the gzip member (one member, nothing after it)",
+                    )
+                    .into());
+                }
                 out
             }
         };
@@ -455,6 +483,23 @@ impl FrameDecoder {
             );
         }
         Ok(Bytes::from(raw))
+    }
+}
+
+/// The magic of a regular zstd frame (RFC 8878), little-endian.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// A zstd body is exactly one regular frame: no skippable frame, nothing
+/// concatenated after it.
+fn single_zstd_frame(body: &[u8]) -> HiveResult<()> {
+    let one = |why| HiveError::from(FrameError::Inconsistent(why));
+    if body.get(..4) != Some(&ZSTD_MAGIC[..]) {
+        return Err(one("a zstd body starts with a regular zstd frame"));
+    }
+    match zstd::zstd_safe::find_frame_compressed_size(body) {
+        Ok(n) if n == body.len() => Ok(()),
+        Ok(_) => Err(one("bytes after the zstd frame (one frame, nothing after it)")),
+        Err(_) => Err(one("the zstd frame is malformed")),
     }
 }
 

@@ -169,6 +169,7 @@ impl FrameHeader {
 
 /// A control record (link management between two hive processes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Control {
     /// The sender now hosts this agent: route messages for it here.
     Hosts(AgentId),
@@ -181,6 +182,13 @@ pub enum Control {
         /// Version.
         version: u8,
     },
+    /// Nothing to say: keeps an idle link from timing out.
+    KeepAlive,
+    /// The sender's random challenge for the token handshake.
+    Nonce([u8; 16]),
+    /// The sender's answer to the peer's challenge: a MAC of both nonces
+    /// keyed by the shared token.
+    Proof([u8; 16]),
 }
 
 /// Appends a message record to `out`.
@@ -245,6 +253,15 @@ pub(crate) fn write_control(out: &mut Vec<u8>, c: &Control) {
             arg[0] = *version;
             4
         }
+        Control::KeepAlive => 5,
+        Control::Nonce(n) => {
+            arg = *n;
+            6
+        }
+        Control::Proof(p) => {
+            arg = *p;
+            7
+        }
     };
     out.push(op);
     out.extend_from_slice(&arg);
@@ -269,9 +286,25 @@ pub(crate) fn read_message(r: &mut Reader<'_>, body: &Bytes) -> Result<Message, 
     if flags & !0b11 != 0 {
         return Err(FrameError::ReservedFlags(flags));
     }
+    if recipient == Recipient::Broadcast && recipient_id != AgentId::nil() {
+        return Err(FrameError::Inconsistent(
+            "a broadcast's recipient id must be zero",
+        ));
+    }
     let created_at = Timestamp::from_micros(r.u64()?);
-    let correlation = MessageId::from_bytes(r.array()?);
+    let correlation: [u8; 16] = r.array()?;
+    if flags & 1 == 0 && correlation != [0; 16] {
+        return Err(FrameError::Inconsistent(
+            "correlation bytes must be zero without flag bit 0",
+        ));
+    }
+    let correlation = MessageId::from_bytes(correlation);
     let ttl = r.u64()?;
+    if flags & 2 == 0 && ttl != 0 {
+        return Err(FrameError::Inconsistent(
+            "ttl bytes must be zero without flag bit 1",
+        ));
+    }
     let len = r.u32()? as usize;
     if r.u32()? != 0 {
         return Err(FrameError::Inconsistent(
@@ -293,19 +326,26 @@ pub(crate) fn read_message(r: &mut Reader<'_>, body: &Bytes) -> Result<Message, 
     })
 }
 
-/// Reads a control record at the reader's position.
+/// Reads a control record at the reader's position. Argument bytes an op
+/// does not use must be zero.
 pub(crate) fn read_control(r: &mut Reader<'_>) -> Result<Control, FrameError> {
     let op = r.u8()?;
     let arg: [u8; 16] = r.array()?;
-    let head: [u8; 8] = arg
-        .get(..8)
-        .and_then(|h| h.try_into().ok())
-        .unwrap_or([0; 8]);
+    let (head, tail) = arg.split_at(8);
+    let zero_from = |at: usize| arg.get(at..).is_some_and(|t| t.iter().all(|b| *b == 0));
+    let unused_not_zero = || FrameError::Inconsistent("unused control argument bytes must be zero");
     match op {
         1 => Ok(Control::Hosts(AgentId::from_bytes(arg))),
         2 => Ok(Control::Leaves(AgentId::from_bytes(arg))),
-        3 => Ok(Control::Ack(u64::from_le_bytes(head))),
-        4 => Ok(Control::Hello { version: arg[0] }),
+        3 if tail.iter().all(|b| *b == 0) => {
+            let seq: [u8; 8] = head.try_into().map_err(|_| unused_not_zero())?;
+            Ok(Control::Ack(u64::from_le_bytes(seq)))
+        }
+        4 if zero_from(1) => Ok(Control::Hello { version: arg[0] }),
+        5 if zero_from(0) => Ok(Control::KeepAlive),
+        6 => Ok(Control::Nonce(arg)),
+        7 => Ok(Control::Proof(arg)),
+        3..=5 => Err(unused_not_zero()),
         _ => Err(FrameError::Inconsistent("unknown control op")),
     }
 }
