@@ -128,6 +128,8 @@ pub(crate) struct AgentCell {
     pub(crate) overrun_seen: AtomicBool,
     stop: AtomicU8,
     stopped: Mutex<Option<StopReport>>,
+    /// Set by the one caller that retires the agent.
+    ended: AtomicBool,
     done: Event,
     /// A runner that does not wait on its mailbox (a sync agent's), kept
     /// alive here while the agent runs and woken to see a stop request.
@@ -156,6 +158,7 @@ impl AgentCell {
             overrun_seen: AtomicBool::new(false),
             stop: AtomicU8::new(STOP_NONE),
             stopped: Mutex::new(None),
+            ended: AtomicBool::new(false),
             done: Event::new(),
             runner: Mutex::new(None),
             abort: OnceLock::new(),
@@ -303,8 +306,9 @@ impl AgentCell {
         report
     }
 
-    pub(crate) fn is_stopped(&self) -> bool {
-        lock(&self.stopped).is_some()
+    /// True for the first caller only: it retires the agent.
+    pub(crate) fn claim_end(&self) -> bool {
+        !self.ended.swap(true, Ordering::AcqRel)
     }
 
     /// Blocks until the agent stopped, at most `timeout`.

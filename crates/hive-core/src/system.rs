@@ -184,16 +184,17 @@ impl SystemInner {
     /// An agent's life ended: the directory forgets it, subscribers and
     /// the event hook hear of it, whoever waits for it wakes.
     pub(crate) fn agent_stopped(&self, cell: &AgentCell, reason: StopReason, dropped: u64) {
-        if cell.is_stopped() {
+        if !cell.claim_end() {
             return;
         }
-        cell.finish(reason, dropped);
         self.retired_handled.fetch_add(
             cell.counters.handled.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
         self.directory.remove(&cell.id);
         self.subscribers.remove(&cell.id);
+        // Waiters wake only once its id and names are free.
+        cell.finish(reason, dropped);
         self.emit(cell, AgentEventKind::Stopped(reason));
         self.subscribers.notify(
             &self.outside,
