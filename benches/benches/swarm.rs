@@ -66,7 +66,7 @@ fn over_tcp(optimizations: Optimizations, tasks: u64) -> (WorkloadOutcome, u64, 
     let (here, there) = (build(), build());
     let config = TcpConfig {
         encoder: optimizations.encoder_config(),
-        ..TcpConfig::default()
+        ..TcpConfig::plaintext()
     };
     let server = rt
         .block_on(TcpServer::bind(
@@ -88,8 +88,9 @@ fn over_tcp(optimizations: Optimizations, tasks: u64) -> (WorkloadOutcome, u64, 
         .unwrap();
     let mine = rt.block_on(link.close());
     let theirs = rt.block_on(server.shutdown());
-    let raw = mine.raw_bytes + theirs.iter().map(|r| r.raw_bytes).sum::<u64>();
-    let wire = mine.wire_bytes + theirs.iter().map(|r| r.wire_bytes).sum::<u64>();
+    let raw =
+        mine.stats.raw_bytes_sent + theirs.iter().map(|r| r.stats.raw_bytes_sent).sum::<u64>();
+    let wire = mine.stats.bytes_sent + theirs.iter().map(|r| r.stats.bytes_sent).sum::<u64>();
     here.shutdown(Duration::from_secs(10));
     there.shutdown(Duration::from_secs(10));
     (outcome, raw, wire)

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hive_benches::{corpus, median, record, scale, Extra};
-use hive_messaging::tcp::{TcpConfig, TcpLink, TcpServer};
+use hive_messaging::tcp::{TcpConfig, TcpLink, TcpServer, TlsConfig};
 use hive_messaging::wire::{Dictionary, EncoderConfig, FrameDecoder, FrameEncoder, Limits};
 use hive_messaging::{Communicator, CommunicatorConfig};
 use hive_types::{AgentId, Message};
@@ -141,8 +141,14 @@ fn compression(c: &mut Criterion) {
     }
 }
 
-/// Messages/s from one sender to a remote agent over loopback TCP.
-fn tcp_rate(corpus: &[Message], frame_messages: usize, n: u32) -> f64 {
+/// Messages/s from one sender to a remote agent over loopback TCP, with
+/// `server` and `client` security (plaintext when `None`).
+fn tcp_rate(
+    corpus: &[Message],
+    frame_messages: usize,
+    n: u32,
+    tls: Option<&(TlsConfig, TlsConfig)>,
+) -> f64 {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -152,15 +158,29 @@ fn tcp_rate(corpus: &[Message], frame_messages: usize, n: u32) -> f64 {
         Communicator::new(CommunicatorConfig::default()).unwrap(),
         Communicator::new(CommunicatorConfig::default()).unwrap(),
     );
-    let config = TcpConfig {
-        frame_messages,
-        ..TcpConfig::default()
+    let (server_side, client_side) = match tls {
+        None => (TcpConfig::plaintext(), TcpConfig::plaintext()),
+        Some((s, c)) => (TcpConfig::tls(s.clone()), TcpConfig::tls(c.clone())),
     };
     let server = rt
-        .block_on(TcpServer::bind(&b, "127.0.0.1:0", config.clone()))
+        .block_on(TcpServer::bind(
+            &b,
+            "127.0.0.1:0",
+            TcpConfig {
+                frame_messages,
+                ..server_side
+            },
+        ))
         .unwrap();
     let link = rt
-        .block_on(TcpLink::connect(&a, server.local_addr(), config))
+        .block_on(TcpLink::connect(
+            &a,
+            server.local_addr(),
+            TcpConfig {
+                frame_messages,
+                ..client_side
+            },
+        ))
         .unwrap();
     let (from, to) = (AgentId::random(), AgentId::random());
     let mut mailbox = b.register(to).unwrap();
@@ -194,13 +214,35 @@ fn tcp_rate(corpus: &[Message], frame_messages: usize, n: u32) -> f64 {
 fn tcp_loopback(_: &mut Criterion) {
     let n = scale(200_000, 40_000) as u32;
     let rounds = scale(3, 1);
+    let certs = hive_benches::tls::pair().unwrap();
     for (name, corpus) in [
         ("corpus messages, mean 0.94 KB", corpus::messages(3, 1000)),
         ("small messages, 60-200 B", corpus::small_messages(6, 1000)),
     ] {
-        let mut batched: Vec<f64> = (0..rounds).map(|_| tcp_rate(&corpus, 1024, n)).collect();
-        let mut single: Vec<f64> = (0..rounds).map(|_| tcp_rate(&corpus, 1, n / 4)).collect();
-        let (b, s) = (median(&mut batched), median(&mut single));
+        let mut batched: Vec<f64> = (0..rounds)
+            .map(|_| tcp_rate(&corpus, 1024, n, None))
+            .collect();
+        let mut single: Vec<f64> = (0..rounds)
+            .map(|_| tcp_rate(&corpus, 1, n / 4, None))
+            .collect();
+        let mut tls: Vec<f64> = (0..rounds)
+            .map(|_| tcp_rate(&corpus, 1024, n, Some(&certs)))
+            .collect();
+        let (b, s, t) = (median(&mut batched), median(&mut single), median(&mut tls));
+        println!(
+            "tcp loopback over TLS, {name}: batched {t:.0} msg/s ({:.2}x plaintext)",
+            t / b
+        );
+        record(&Extra {
+            component: "hive-messaging",
+            case: &format!("tcp loopback over TLS messages/s, {name}"),
+            unit: "msg/s",
+            higher_is_better: true,
+            hive: t,
+            anchor: "the same link in plaintext",
+            anchor_value: b,
+            goal: 0.8,
+        });
         println!("tcp loopback, {name}: batched {b:.0} msg/s, one frame per message {s:.0} msg/s ({:.1}x)", b / s);
         record(&Extra {
             component: "hive-messaging",

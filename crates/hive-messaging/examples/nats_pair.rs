@@ -63,8 +63,13 @@ fn parent() -> anyhow::Result<()> {
     child.wait()?;
     let stats = rt.block_on(nats.close());
     println!(
-        "parent: {} messages in {} frames, {} acknowledged, {} reported; {} B on the wire for {} B raw",
-        stats.messages_sent, stats.frames_sent, stats.messages_acked, stats.reported, stats.bytes_sent, stats.raw_bytes_sent
+        "parent: {} messages in {} frames, {} acknowledged, {} not; {} B on the wire for {} B raw",
+        stats.messages_sent,
+        stats.frames_sent,
+        stats.messages_acked,
+        stats.undelivered(),
+        stats.bytes_sent,
+        stats.raw_bytes_sent
     );
     Ok(())
 }

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hive_messaging::tcp::{TcpConfig, TcpLink, TcpServer};
+use hive_messaging::tcp::{LinkToken, TcpConfig, TcpLink, TcpServer};
 use hive_messaging::{Communicator, CommunicatorConfig};
 use hive_types::{AgentId, Message, MessageKind};
 
@@ -30,11 +30,19 @@ fn parent() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let comm = Communicator::new(CommunicatorConfig::default())?;
     let mut collector = comm.register(COLLECTOR)?;
-    let server = rt.block_on(TcpServer::bind(&comm, "127.0.0.1:0", TcpConfig::default()))?;
+    // Both processes prove they know this token before any message flows.
+    let secret = AgentId::random().to_string();
+    let token = LinkToken::new(&secret)?;
+    let server = rt.block_on(TcpServer::bind(
+        &comm,
+        "127.0.0.1:0",
+        TcpConfig::token(token),
+    ))?;
     println!("parent: collector listening on {}", server.local_addr());
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .arg("child")
         .arg(server.local_addr().to_string())
+        .env("HIVE_LINK_TOKEN", &secret)
         .spawn()
         .context("starting the child process")?;
     wait_for(&comm, WORKER)?;
@@ -54,13 +62,12 @@ fn parent() -> anyhow::Result<()> {
         started.elapsed()
     );
     let status = child.wait()?;
-    let reports = rt.block_on(server.shutdown());
-    if let Some(r) = reports.first() {
-        println!(
-            "parent: link sent {} messages ({} acknowledged), received {}, {} B raw -> {} B on the wire",
-            r.messages_sent, r.messages_acked, r.messages_received, r.raw_bytes, r.wire_bytes
-        );
-    }
+    let s = server.stats();
+    println!(
+        "parent: sent {} messages ({} acknowledged), received {}, {} B raw -> {} B on the wire",
+        s.messages_sent, s.messages_acked, s.messages_received, s.raw_bytes_sent, s.bytes_sent
+    );
+    rt.block_on(server.shutdown());
     anyhow::ensure!(status.success(), "the child failed: {status}");
     Ok(())
 }
@@ -69,7 +76,8 @@ fn child(addr: &str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let comm = Communicator::new(CommunicatorConfig::default())?;
     let mut worker = comm.register(WORKER)?;
-    let link = rt.block_on(TcpLink::connect(&comm, addr, TcpConfig::default()))?;
+    let token = LinkToken::new(std::env::var("HIVE_LINK_TOKEN")?)?;
+    let link = rt.block_on(TcpLink::connect(&comm, addr, TcpConfig::token(token)))?;
     wait_for(&comm, COLLECTOR)?;
     let sender = comm.sender();
     for i in 1..=RESULTS {
@@ -87,7 +95,7 @@ fn child(addr: &str) -> anyhow::Result<()> {
     let report = rt.block_on(link.close());
     println!(
         "child: sent {} results, {} acknowledged by the parent process",
-        report.messages_sent, report.messages_acked
+        report.stats.messages_sent, report.stats.messages_acked
     );
     Ok(())
 }

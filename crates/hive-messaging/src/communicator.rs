@@ -64,7 +64,12 @@ impl Communicator {
                 what: "communicator",
             });
         }
-        let inbox = Arc::new(Inbox::new(agent, self.shared.config.mailbox_capacity));
+        let config = &self.shared.config;
+        let inbox = Arc::new(Inbox::new(
+            agent,
+            config.mailbox_capacity,
+            config.mailbox_bytes,
+        ));
         self.shared.registry.register(&inbox)?;
         Ok(Mailbox::new(inbox, self.shared.clone()))
     }

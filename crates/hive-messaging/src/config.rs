@@ -22,6 +22,13 @@ pub struct CommunicatorConfig {
     /// Messages a mailbox holds, counting those already accepted into
     /// senders' batches for it; senders wait (or get `Full`) beyond it.
     pub mailbox_capacity: usize,
+    /// Bytes (payloads plus a 96-byte envelope estimate each) a mailbox
+    /// holds, counted like `mailbox_capacity`; one message larger than this
+    /// still fits an empty mailbox.
+    pub mailbox_bytes: usize,
+    /// Message ids a process remembers to drop duplicates that arrive
+    /// from other processes (a sender resending what it could not confirm).
+    pub dedup_window: usize,
     /// Undelivered messages kept for
     /// [`take_undelivered`](crate::Communicator::take_undelivered); beyond
     /// it (or beyond `dead_letter_bytes`) the oldest kept one is evicted.
@@ -47,6 +54,8 @@ impl Default for CommunicatorConfig {
             max_bytes: 64 * 1024,
             linger: Duration::from_millis(10),
             mailbox_capacity: 4096,
+            mailbox_bytes: 64 << 20,
+            dedup_window: 65_536,
             dead_letter_capacity: 1024,
             dead_letter_bytes: 4 << 20,
             recycled_batches: 1024,
@@ -78,6 +87,18 @@ impl CommunicatorConfig {
     /// Sets `mailbox_capacity`.
     pub fn mailbox_capacity(mut self, n: usize) -> Self {
         self.mailbox_capacity = n;
+        self
+    }
+
+    /// Sets `mailbox_bytes`.
+    pub fn mailbox_bytes(mut self, n: usize) -> Self {
+        self.mailbox_bytes = n;
+        self
+    }
+
+    /// Sets `dedup_window`.
+    pub fn dedup_window(mut self, n: usize) -> Self {
+        self.dedup_window = n;
         self
     }
 
@@ -120,6 +141,12 @@ impl CommunicatorConfig {
             return Err(HiveError::config(
                 "mailbox_capacity",
                 "must be at least 1 message",
+            ));
+        }
+        if self.mailbox_bytes == 0 {
+            return Err(HiveError::config(
+                "mailbox_bytes",
+                "must be at least 1 byte (one large message always fits an empty mailbox)",
             ));
         }
         if self.max_pending_requests == 0 {

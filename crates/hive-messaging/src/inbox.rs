@@ -36,6 +36,9 @@ pub(crate) type ReadyHook = Box<dyn Fn() + Send + Sync>;
 pub(crate) struct Inbox {
     pub(crate) agent: AgentId,
     pub(crate) capacity: usize,
+    /// Most bytes (payload plus envelope estimate) accepted and not handed
+    /// out; one message larger than this still fits an empty inbox.
+    pub(crate) max_bytes: usize,
     /// The write queue of a link to another process (its `agent` is the
     /// link's id), rather than a local agent's mailbox.
     pub(crate) remote: bool,
@@ -54,6 +57,8 @@ struct SenderSide {
     /// Messages accepted for this inbox and not yet handed out: queued,
     /// read ahead by the consumer, or held in senders' batches.
     reserved: AtomicUsize,
+    /// Bytes of the reserved messages.
+    bytes: AtomicUsize,
     /// Senders' batches for this inbox that are started but not flushed.
     partial_batches: AtomicUsize,
 }
@@ -83,24 +88,26 @@ struct ConsumerSide {
 }
 
 impl Inbox {
-    pub(crate) fn new(agent: AgentId, capacity: usize) -> Self {
-        Inbox::with_kind(agent, capacity, false)
+    pub(crate) fn new(agent: AgentId, capacity: usize, max_bytes: usize) -> Self {
+        Inbox::with_kind(agent, capacity, max_bytes, false)
     }
 
     /// The outgoing queue of a link to another process.
     #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
-    pub(crate) fn new_remote(link: AgentId, capacity: usize) -> Self {
-        Inbox::with_kind(link, capacity, true)
+    pub(crate) fn new_remote(link: AgentId, capacity: usize, max_bytes: usize) -> Self {
+        Inbox::with_kind(link, capacity, max_bytes, true)
     }
 
-    fn with_kind(agent: AgentId, capacity: usize, remote: bool) -> Self {
+    fn with_kind(agent: AgentId, capacity: usize, max_bytes: usize, remote: bool) -> Self {
         Inbox {
             agent,
             capacity,
+            max_bytes,
             remote,
             closed: AtomicBool::new(false),
             senders: CachePadded::new(SenderSide {
                 reserved: AtomicUsize::new(0),
+                bytes: AtomicUsize::new(0),
                 partial_batches: AtomicUsize::new(0),
             }),
             queue: CachePadded::new(QueueSide {
@@ -128,9 +135,9 @@ impl Inbox {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves room for one message.
+    /// Reserves room for one message of `size` bytes.
     #[inline]
-    pub(crate) fn try_reserve(&self) -> Result<(), NoRoom> {
+    pub(crate) fn try_reserve(&self, size: usize) -> Result<(), NoRoom> {
         if self.closed.load(Ordering::Acquire) {
             return Err(NoRoom::Closed);
         }
@@ -146,18 +153,34 @@ impl Inbox {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => break,
                 Err(now) => used = now,
             }
         }
+        let bytes = &self.senders.bytes;
+        let before = bytes.fetch_add(size, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(size) > self.max_bytes {
+            bytes.fetch_sub(size, Ordering::AcqRel);
+            reserved.fetch_sub(1, Ordering::AcqRel);
+            return Err(NoRoom::Full);
+        }
+        Ok(())
     }
 
-    /// Gives back `n` reserved slots and wakes senders waiting for room.
-    pub(crate) fn release(&self, n: usize) {
+    /// Gives back `n` reserved slots holding `bytes` and wakes senders
+    /// waiting for room.
+    pub(crate) fn release(&self, n: usize, bytes: usize) {
         if n > 0 {
+            self.senders.bytes.fetch_sub(bytes, Ordering::AcqRel);
             self.senders.reserved.fetch_sub(n, Ordering::AcqRel);
             self.not_full.notify(usize::MAX);
         }
+    }
+
+    /// Bytes accepted and not handed out.
+    #[cfg(test)]
+    pub(crate) fn reserved_bytes(&self) -> usize {
+        self.senders.bytes.load(Ordering::Relaxed)
     }
 
     /// A sender opened a batch for this inbox.
@@ -183,7 +206,7 @@ impl Inbox {
             let mut queue = self.lock();
             if self.closed.load(Ordering::Acquire) {
                 drop(queue);
-                self.release(n);
+                self.release(n, batch.bytes);
                 return Err(batch);
             }
             self.queue
@@ -227,7 +250,7 @@ impl Inbox {
 
     /// Messages accepted for this inbox and not yet handed out.
     pub(crate) fn reserved(&self) -> usize {
-        self.senders.reserved.load(Ordering::Relaxed)
+        self.senders.reserved.load(Ordering::Acquire)
     }
 
     /// Messages waiting for the consumer: queued plus read ahead.
@@ -292,12 +315,12 @@ impl Inbox {
     /// Counts messages the consumer handed out (called by the single consumer).
     pub(crate) fn add_delivered(&self, n: usize) {
         let d = &self.consumer.delivered;
-        d.store(d.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
+        d.store(d.load(Ordering::Relaxed) + n as u64, Ordering::Release);
     }
 
     /// Messages the consumer handed out so far.
     pub(crate) fn delivered(&self) -> u64 {
-        self.consumer.delivered.load(Ordering::Relaxed)
+        self.consumer.delivered.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -319,8 +342,9 @@ impl Inbox {
     pub(crate) fn drain(&self) -> Vec<Batch> {
         let drained: Vec<Batch> = self.lock().drain(..).collect();
         let n: usize = drained.iter().map(Batch::len).sum();
+        let bytes: usize = drained.iter().map(|b| b.bytes).sum();
         self.queue.queued.fetch_sub(n, Ordering::Relaxed);
-        self.release(n);
+        self.release(n, bytes);
         drained
     }
 }
@@ -352,40 +376,54 @@ mod tests {
 
     #[test]
     fn reservations_bound_the_inbox_until_messages_are_handed_out() {
-        let inbox = Inbox::new(AgentId::nil(), 3);
+        let inbox = Inbox::new(AgentId::nil(), 3, usize::MAX);
         for _ in 0..3 {
-            inbox.try_reserve().unwrap();
+            inbox.try_reserve(97).unwrap();
         }
-        assert_eq!(inbox.try_reserve(), Err(NoRoom::Full));
+        assert_eq!(inbox.try_reserve(97), Err(NoRoom::Full));
         inbox.push(batch(3)).unwrap();
         assert_eq!(inbox.queued(), 3);
         let mut taken = VecDeque::new();
         assert_eq!(inbox.take_all(&mut taken), 3);
         assert_eq!(inbox.queued(), 0);
         assert_eq!(
-            inbox.try_reserve(),
+            inbox.try_reserve(97),
             Err(NoRoom::Full),
             "read ahead, not handed out"
         );
-        inbox.release(3);
+        inbox.release(3, 3 * 97);
         assert_eq!(inbox.reserved(), 0);
-        assert!(inbox.try_reserve().is_ok());
+        assert!(inbox.try_reserve(97).is_ok());
     }
 
     #[test]
     fn closed_inbox_refuses_and_hands_back() {
-        let inbox = Inbox::new(AgentId::nil(), 8);
-        inbox.try_reserve().unwrap();
+        let inbox = Inbox::new(AgentId::nil(), 8, usize::MAX);
+        inbox.try_reserve(97).unwrap();
         inbox.close();
-        assert_eq!(inbox.try_reserve(), Err(NoRoom::Closed));
+        assert_eq!(inbox.try_reserve(97), Err(NoRoom::Closed));
         let refused = inbox.push(batch(1)).unwrap_err();
         assert_eq!(refused.len(), 1);
         assert_eq!(inbox.reserved(), 0);
     }
 
     #[test]
+    fn reservations_bound_the_bytes_too() {
+        let inbox = Inbox::new(AgentId::nil(), 100, 1_000);
+        inbox.try_reserve(600).unwrap();
+        assert_eq!(inbox.try_reserve(600), Err(NoRoom::Full));
+        inbox.try_reserve(400).unwrap();
+        assert_eq!(inbox.reserved_bytes(), 1_000);
+        inbox.release(2, 1_000);
+        inbox
+            .try_reserve(5_000)
+            .expect("one large message fits an empty inbox");
+        assert_eq!(inbox.try_reserve(1), Err(NoRoom::Full));
+    }
+
+    #[test]
     fn idle_is_claimed_once() {
-        let inbox = Inbox::new(AgentId::nil(), 8);
+        let inbox = Inbox::new(AgentId::nil(), 8, usize::MAX);
         assert!(!inbox.claim_idle());
         inbox.set_idle(true);
         assert!(inbox.claim_idle());

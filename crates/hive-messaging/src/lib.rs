@@ -70,6 +70,7 @@ mod batch;
 mod broadcast;
 mod communicator;
 mod config;
+mod dedup;
 mod flusher;
 mod idmap;
 mod inbox;
@@ -82,6 +83,9 @@ mod shared;
 mod stats;
 mod undelivered;
 mod wait;
+
+#[cfg(any(feature = "tcp", feature = "nats"))]
+pub mod transport;
 
 #[cfg(feature = "nats")]
 pub mod nats;
@@ -101,3 +105,8 @@ pub use mailbox::{Mailbox, MailboxProbe};
 pub use sender::Sender;
 pub use stats::{CommunicatorStats, MailboxDepth};
 pub use undelivered::{Undelivered, UndeliveredReason};
+
+/// The README's examples, compiled (and the first run) as doc tests.
+#[cfg(all(doctest, feature = "tcp"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -42,6 +42,8 @@ pub struct Mailbox {
     /// Messages taken out of the lanes since the last settlement: their
     /// room is still reserved.
     unsettled: usize,
+    /// Their bytes.
+    unsettled_bytes: usize,
     /// Of those, handed to the consumer (the rest expired).
     handed: usize,
     /// Settle at least this often (a fraction of the capacity).
@@ -68,6 +70,7 @@ impl Mailbox {
             lanes: Lanes::default(),
             taken: VecDeque::new(),
             unsettled: 0,
+            unsettled_bytes: 0,
             handed: 0,
             settle_every,
         }
@@ -298,12 +301,13 @@ impl Mailbox {
         self.settle();
         let mut leftovers = self.lanes.drain();
         let held = leftovers.len();
+        let held_bytes: usize = leftovers.iter().map(Message::accounted_len).sum();
         for mut batch in self.inbox.drain() {
             leftovers.extend(batch.messages.drain(..));
             self.shared.recycler.give(batch.messages);
         }
         // The lanes' room was still reserved; the inbox's drain gave its own.
-        self.inbox.release(held);
+        self.inbox.release(held, held_bytes);
         self.inbox.publish_ahead(0, None);
         let n = leftovers.len();
         self.shared.undeliverable(leftovers, reason);
@@ -337,6 +341,7 @@ impl Mailbox {
                 return None;
             };
             self.unsettled += 1;
+            self.unsettled_bytes += m.accounted_len();
             if m.ttl.is_some() && m.is_expired() {
                 self.shared.undeliverable([m], UndeliveredReason::Expired);
                 continue;
@@ -362,12 +367,15 @@ impl Mailbox {
         if self.unsettled == 0 {
             return;
         }
-        self.inbox.release(self.unsettled);
+        // Counted delivered before their room is released: a message is
+        // always in one count or the other (transports' `settle` relies on it).
         self.inbox.add_delivered(self.handed);
+        self.inbox.release(self.unsettled, self.unsettled_bytes);
         self.shared.recorders.delivered(self.handed);
         let oldest = self.lanes.oldest().map(|at| self.shared.nanos(at));
         self.inbox.publish_ahead(self.lanes.len(), oldest);
         self.unsettled = 0;
+        self.unsettled_bytes = 0;
         self.handed = 0;
     }
 

@@ -6,7 +6,7 @@
 //! the table (the NATS transport, which routes by subject).
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
@@ -17,13 +17,36 @@ use crate::idmap::IdMap;
 use crate::inbox::Inbox;
 use crate::shared::lock;
 
+/// Local agents that joined or left, in order, for transports that tell
+/// their peers (kept for the last [`LOG_CAPACITY`] changes).
+#[derive(Debug, Default)]
+struct LocalLog {
+    entries: VecDeque<(u64, AgentId, bool)>,
+    next: u64,
+}
+
+/// How many local changes are kept for transports catching up; one that
+/// falls further behind resynchronises from the whole table.
+const LOG_CAPACITY: usize = 4096;
+
+/// What changed among the local agents since a transport last looked.
+#[derive(Debug)]
+pub(crate) enum LocalChanges {
+    /// These (agent, joined) changes, in order; look again from `next`.
+    Since(Vec<(AgentId, bool)>, u64),
+    /// Too far behind: compare with the whole table; look again from `next`.
+    Resync(u64),
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     map: RwLock<IdMap<Arc<Inbox>>>,
     /// Where messages to agents not in the table go.
     default_route: RwLock<Option<Arc<Inbox>>>,
-    /// Notified whenever the table changes (links announce local agents).
-    pub(crate) changed: Event,
+    /// Notified whenever a local agent joins or leaves (transports tell
+    /// their peers); routes to other processes do not notify.
+    pub(crate) locals_changed: Event,
+    log: Mutex<LocalLog>,
     /// Every inbox with a live consumer, by address, for statistics.
     consumed: Mutex<HashMap<usize, Weak<Inbox>>>,
     /// Deliveries counted by consumers that are gone.
@@ -39,6 +62,44 @@ impl Registry {
         self.map.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Records a local change and tells the transports.
+    fn local_change(&self, agent: AgentId, joined: bool) {
+        {
+            let mut log = lock(&self.log);
+            let seq = log.next;
+            log.next += 1;
+            if log.entries.len() == LOG_CAPACITY {
+                log.entries.pop_front();
+            }
+            log.entries.push_back((seq, agent, joined));
+        }
+        self.locals_changed.notify(usize::MAX);
+    }
+
+    /// Local changes from `seq` on (see [`LocalChanges`]).
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn local_changes_since(&self, seq: u64) -> LocalChanges {
+        let log = lock(&self.log);
+        match log.entries.front() {
+            Some((oldest, _, _)) if *oldest > seq => LocalChanges::Resync(log.next),
+            None if log.next > seq => LocalChanges::Resync(log.next),
+            _ => LocalChanges::Since(
+                log.entries
+                    .iter()
+                    .filter(|(s, _, _)| *s >= seq)
+                    .map(|(_, a, joined)| (*a, *joined))
+                    .collect(),
+                log.next,
+            ),
+        }
+    }
+
+    /// The sequence number the next local change will get.
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn local_sequence(&self) -> u64 {
+        lock(&self.log).next
+    }
+
     /// Registers a local agent's inbox.
     pub(crate) fn register(&self, inbox: &Arc<Inbox>) -> HiveResult<()> {
         match self.write().entry(inbox.agent) {
@@ -47,15 +108,15 @@ impl Registry {
                 v.insert(inbox.clone());
             }
         }
-        self.changed.notify(usize::MAX);
+        self.local_change(inbox.agent, true);
         Ok(())
     }
 
     /// Removes `agent`, whatever its inbox; returns it.
     pub(crate) fn remove(&self, agent: &AgentId) -> Option<Arc<Inbox>> {
         let removed = self.write().remove(agent);
-        if removed.is_some() {
-            self.changed.notify(usize::MAX);
+        if let Some(inbox) = removed.as_ref().filter(|i| !i.remote) {
+            self.local_change(inbox.agent, false);
         }
         removed
     }
@@ -67,8 +128,8 @@ impl Registry {
             let ours = map.get(&inbox.agent).is_some_and(|i| Arc::ptr_eq(i, inbox));
             ours && map.remove(&inbox.agent).is_some()
         };
-        if removed {
-            self.changed.notify(usize::MAX);
+        if removed && !inbox.remote {
+            self.local_change(inbox.agent, false);
         }
     }
 
@@ -94,6 +155,22 @@ impl Registry {
             .default_route
             .write()
             .unwrap_or_else(PoisonError::into_inner) = route;
+    }
+
+    /// Whether `agent` has a mailbox in this process.
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn is_local(&self, agent: &AgentId) -> bool {
+        self.read().get(agent).is_some_and(|i| !i.remote)
+    }
+
+    /// The inboxes of agents in this process.
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn local_inboxes(&self) -> Vec<Arc<Inbox>> {
+        self.read()
+            .values()
+            .filter(|i| !i.remote)
+            .cloned()
+            .collect()
     }
 
     /// Every distinct inbox (a link's queue appears once, however many
@@ -132,17 +209,13 @@ impl Registry {
     /// Routes `agent` to a link's queue, unless the id is taken.
     #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
     pub(crate) fn add_route(&self, agent: AgentId, link: &Arc<Inbox>) -> bool {
-        let added = match self.write().entry(agent) {
+        match self.write().entry(agent) {
             Entry::Occupied(_) => false,
             Entry::Vacant(v) => {
                 v.insert(link.clone());
                 true
             }
-        };
-        if added {
-            self.changed.notify(usize::MAX);
         }
-        added
     }
 
     /// Removes the route of `agent` if it leads to `link`.
@@ -152,15 +225,18 @@ impl Registry {
         if map.get(agent).is_some_and(|i| Arc::ptr_eq(i, link)) {
             map.remove(agent);
         }
-        drop(map);
-        self.changed.notify(usize::MAX);
     }
 
-    /// Removes every route (and the id) of a link's queue.
+    /// Removes every route (and the id) of a link's queue, and gives back
+    /// the table's memory when it is mostly empty (a peer that announced a
+    /// million agents leaves nothing behind).
     #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
     pub(crate) fn remove_routes_to(&self, link: &Arc<Inbox>) {
-        self.write().retain(|_, i| !Arc::ptr_eq(i, link));
-        self.changed.notify(usize::MAX);
+        let mut map = self.write();
+        map.retain(|_, i| !Arc::ptr_eq(i, link));
+        if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+            map.shrink_to_fit();
+        }
     }
 
     /// Starts counting deliveries of `inbox` (its consumer exists).

@@ -309,6 +309,23 @@ impl Sender {
         Ok(sent)
     }
 
+    /// Sends again messages that were not delivered (from
+    /// [`Communicator::take_undelivered`](crate::Communicator::take_undelivered)),
+    /// each with its original id, so a receiver that already has one drops
+    /// the copy. Waits for room like [`send`](Self::send); stops at the
+    /// first refusal and hands that message back. Returns how many went.
+    pub fn resend(
+        &self,
+        undelivered: impl IntoIterator<Item = crate::Undelivered>,
+    ) -> Result<usize, Rejected<Message>> {
+        let mut sent = 0;
+        for u in undelivered {
+            self.send(u.message)?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
     /// Hands every batch this sender holds to its mailbox now.
     pub fn flush(&self) {
         self.core.flush_all(&self.shared, FlushReason::Explicit);
@@ -381,7 +398,7 @@ impl Sender {
                 None => return Err((message, Refusal::Unknown(to))),
             },
         };
-        match route.inbox.try_reserve() {
+        match route.inbox.try_reserve(message.accounted_len()) {
             Ok(()) => {}
             Err(NoRoom::Full) => return Err((message, Refusal::Full(route.inbox.clone()))),
             Err(NoRoom::Closed) => {
@@ -473,7 +490,7 @@ fn flush_route(shared: &Shared, state: &mut SenderState, to: AgentId, reason: Fl
 fn drop_route(shared: &Shared, route: Route) {
     if let Some(batch) = route.batch {
         route.inbox.batch_closed();
-        route.inbox.release(batch.len());
+        route.inbox.release(batch.len(), batch.bytes);
         shared.refused(batch);
     }
 }

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) requests: Requests,
     /// Replies handed to waiting requests.
     replies: AtomicU64,
+    /// Ids of messages received from other processes, to drop duplicates.
+    dedup: Mutex<crate::dedup::Dedup>,
     closed: AtomicBool,
     pub(crate) recorders: Recorders,
     pub(crate) flusher: FlusherSignal,
@@ -95,6 +97,7 @@ impl Shared {
             )),
             requests: Requests::new(config.max_pending_requests),
             replies: AtomicU64::new(0),
+            dedup: Mutex::new(crate::dedup::Dedup::new(config.dedup_window)),
             closed: AtomicBool::new(false),
             recorders: Recorders::new(),
             flusher: FlusherSignal {
@@ -198,6 +201,13 @@ impl Shared {
     pub(crate) fn undelivered_counts(&self) -> (ReasonCounts, u64, u64) {
         let store = lock(&self.dead_letters);
         (store.counts, store.total(), store.evicted)
+    }
+
+    /// Whether `message` arrives from another process for the first time
+    /// (within the dedup window); a repeat is a duplicate to drop.
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn first_time(&self, message: &Message) -> bool {
+        lock(&self.dedup).first_time(message.id)
     }
 
     /// A reply reached its waiting request.

@@ -1,6 +1,6 @@
 //! The NATS transport against real `nats-server` processes on loopback:
 //! order over a million messages, broadcast, queue groups, batches larger
-//! than `max_payload`, a server restart mid-stream, and a cluster.
+//! than `max_payload`, and a cluster (outages: `nats_outage.rs`).
 //! Locally a missing `nats-server` skips these tests with a note; with
 //! `HIVE_CI=1` (set by `.ci/run`, which installs it) it fails them.
 #![cfg(feature = "nats")]
@@ -13,128 +13,15 @@
     clippy::print_stderr
 )]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
-use hive_messaging::nats::{NatsConfig, NatsTransport};
-use hive_messaging::{Communicator, CommunicatorConfig};
+use hive_messaging::nats::NatsTransport;
+use hive_messaging::Communicator;
 use hive_types::{AgentId, Message, MessageKind, Recipient};
-
-fn nats_server_binary() -> Option<PathBuf> {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin"] {
-        let p = PathBuf::from(dir).join("nats-server");
-        if p.exists() {
-            return Some(p);
-        }
-    }
-    if std::env::var_os("HIVE_CI").is_some() {
-        panic!("nats-server is required in CI (.ci/run installs it) but was not found");
-    }
-    eprintln!("note: nats-server not installed; NATS tests are skipped locally (CI requires them)");
-    None
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A nats-server child process, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    args: Vec<String>,
-    binary: PathBuf,
-}
-
-impl Server {
-    fn start(binary: &PathBuf, port: u16, extra: &[String]) -> Server {
-        let mut args = vec![
-            "-a".to_string(),
-            "127.0.0.1".to_string(),
-            "-p".to_string(),
-            port.to_string(),
-        ];
-        args.extend_from_slice(extra);
-        let child = Command::new(binary)
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            child,
-            port,
-            args,
-            binary: binary.clone(),
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        self.child = Command::new(&self.binary)
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.wait_ready();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn comm() -> Communicator {
-    Communicator::new(CommunicatorConfig::default()).unwrap()
-}
-
-fn swarm() -> NatsConfig {
-    NatsConfig {
-        swarm: format!("t{}", fastrand::u32(..)),
-        ..NatsConfig::default()
-    }
-}
-
-fn seq(m: &Message) -> u32 {
-    u32::from_le_bytes(m.payload.as_ref()[..4].try_into().unwrap())
-}
+use support::nats::{free_port, nats_server_binary, swarm, Server};
+use support::{comm, runtime, seq};
 
 #[test]
 fn a_million_messages_cross_nats_in_order() {
@@ -175,7 +62,7 @@ fn a_million_messages_cross_nats_in_order() {
     rt.block_on(ta.settle(Duration::from_secs(10))).unwrap();
     let stats = ta.stats();
     assert_eq!(
-        (stats.messages_acked, stats.reported),
+        (stats.messages_acked, stats.undelivered()),
         (u64::from(N), 0),
         "{stats:?}"
     );
@@ -334,78 +221,13 @@ fn a_batch_larger_than_max_payload_arrives_whole() {
     }
     rt.block_on(ta.settle(Duration::from_secs(10))).unwrap();
     let s = ta.stats();
-    assert_eq!((s.messages_acked, s.reported), (400, 0));
+    assert_eq!((s.messages_acked, s.undelivered()), (400, 0));
     assert!(
         s.frames_sent >= 13,
         "split into frames under 64 KiB: {} frames",
         s.frames_sent
     );
     let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
-fn a_server_restart_mid_stream_loses_nothing_silently() {
-    let Some(bin) = nats_server_binary() else {
-        return;
-    };
-    let mut server = Server::start(&bin, free_port(), &[]);
-    let rt = runtime();
-    let config = NatsConfig {
-        ack_timeout: Duration::from_secs(2),
-        ..swarm()
-    };
-    let (a, b) = (comm(), comm());
-    let (from, to) = (AgentId::random(), AgentId::random());
-    let mut mailbox = b.register(to).unwrap();
-    let ta = rt
-        .block_on(NatsTransport::connect(&a, &server.url(), config.clone()))
-        .unwrap();
-    let _tb = rt
-        .block_on(NatsTransport::connect(&b, &server.url(), config))
-        .unwrap();
-    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = received.clone();
-    let consumer = std::thread::spawn(move || loop {
-        match mailbox.recv_timeout(Duration::from_secs(8)) {
-            Ok(_) => {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            Err(_) => return,
-        }
-    });
-    let sender = a.sender();
-    let mut accepted = 0u64;
-    for i in 0..60_000u32 {
-        if sender
-            .send(Message::new(from, to, i.to_le_bytes().to_vec()))
-            .is_ok()
-        {
-            accepted += 1;
-        }
-        if i == 20_000 {
-            server.restart(); // reconnects by itself; frames in flight are lost
-        }
-        if i % 1000 == 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-    drop(sender);
-    rt.block_on(ta.settle(Duration::from_secs(20))).unwrap();
-    consumer.join().unwrap();
-    let s = ta.stats();
-    let received = received.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(s.reconnects >= 1, "{s:?}");
-    assert_eq!(
-        s.messages_acked + s.reported,
-        accepted,
-        "every accepted message settled: {s:?}"
-    );
-    // Reported ones may have arrived (a lost acknowledgement); acked ones did.
-    assert!(
-        received >= s.messages_acked && received <= accepted,
-        "received {received}, {s:?}"
-    );
-    assert_eq!(a.stats().undeliverable, s.reported);
 }
 
 #[test]
@@ -467,4 +289,44 @@ fn agents_on_different_servers_of_a_cluster_talk() {
     rt.block_on(ta.settle(Duration::from_secs(10))).unwrap();
     rt.block_on(tb.settle(Duration::from_secs(10))).unwrap();
     assert!(ta.stats().messages_acked >= 1 && tb.stats().messages_acked >= 1);
+}
+
+#[test]
+fn credentials_go_through_the_connect_options() {
+    let Some(bin) = nats_server_binary() else {
+        return;
+    };
+    let server = Server::start(
+        &bin,
+        free_port(),
+        &["--auth".into(), "s3cret-swarm-token".into()],
+    );
+    let rt = runtime();
+    let (a, b) = (comm(), comm());
+    let config = swarm();
+    let refused = rt.block_on(NatsTransport::connect(&a, &server.url(), config.clone()));
+    assert!(refused.is_err(), "no token, no connection");
+    let with_token = || async_nats::ConnectOptions::with_token("s3cret-swarm-token".into());
+    let (from, to) = (AgentId::random(), AgentId::random());
+    let mut mailbox = b.register(to).unwrap();
+    let ta = rt
+        .block_on(NatsTransport::connect_with(
+            &a,
+            &server.url(),
+            with_token(),
+            config.clone(),
+        ))
+        .unwrap();
+    let client = rt
+        .block_on(with_token().no_echo().connect(server.url()))
+        .unwrap();
+    let _tb = rt
+        .block_on(NatsTransport::with_client(&b, client, config))
+        .unwrap();
+    a.sender()
+        .send(Message::new(from, to, "authenticated"))
+        .unwrap();
+    let m = mailbox.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(m.payload.as_ref(), b"authenticated");
+    rt.block_on(ta.settle(Duration::from_secs(10))).unwrap();
 }

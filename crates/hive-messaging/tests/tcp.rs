@@ -1,5 +1,6 @@
 //! Two communicators over TCP on 127.0.0.1: order over a million messages,
-//! broadcast, backpressure, graceful close, and a peer killed mid-stream.
+//! broadcast, backpressure, graceful close, saturated traffic both ways, and
+//! a peer process killed mid-stream.
 #![cfg(feature = "tcp")]
 // Helpers outside #[test] functions fail loudly too.
 #![allow(
@@ -10,49 +11,27 @@
     clippy::print_stderr
 )]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use hive_messaging::tcp::{TcpConfig, TcpLink, TcpServer};
-use hive_messaging::{Communicator, CommunicatorConfig};
+use hive_messaging::{Communicator, CommunicatorConfig, UndeliveredReason};
 use hive_types::{AgentId, HiveError, Message, MessageKind, Recipient};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn comm() -> Communicator {
-    Communicator::new(CommunicatorConfig::default()).unwrap()
-}
-
-/// Waits until `comm` can route to `agent` (the peer announced it).
-fn wait_for_route(comm: &Communicator, agent: AgentId) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !comm.agents().contains(&agent) {
-        assert!(Instant::now() < deadline, "route to {agent} never appeared");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn seq(m: &Message) -> u32 {
-    u32::from_le_bytes(m.payload.as_ref()[..4].try_into().unwrap())
-}
+use support::{comm, numbered, runtime, seq, wait_for_route, wait_until, KillOnDrop};
 
 #[test]
 fn a_million_messages_cross_in_order() {
     let rt = runtime();
     let (a, b) = (comm(), comm());
     let server = rt
-        .block_on(TcpServer::bind(&b, "127.0.0.1:0", TcpConfig::default()))
+        .block_on(TcpServer::bind(&b, "127.0.0.1:0", TcpConfig::plaintext()))
         .unwrap();
     let link = rt
         .block_on(TcpLink::connect(
             &a,
             server.local_addr(),
-            TcpConfig::default(),
+            TcpConfig::plaintext(),
         ))
         .unwrap();
     let (from, to) = (AgentId::random(), AgentId::random());
@@ -87,14 +66,14 @@ fn a_million_messages_cross_in_order() {
     assert_eq!(report.error, None);
     assert_eq!(
         (
-            report.messages_sent,
-            report.messages_acked,
-            report.undelivered
+            report.stats.messages_sent,
+            report.stats.messages_acked,
+            report.undelivered()
         ),
         (u64::from(N), u64::from(N), 0)
     );
     assert!(
-        report.wire_bytes < report.raw_bytes,
+        report.stats.bytes_sent < report.stats.raw_bytes_sent,
         "compressed on the wire"
     );
     rt.block_on(server.shutdown());
@@ -105,13 +84,13 @@ fn broadcast_reaches_agents_on_both_sides() {
     let rt = runtime();
     let (a, b) = (comm(), comm());
     let server = rt
-        .block_on(TcpServer::bind(&b, "127.0.0.1:0", TcpConfig::default()))
+        .block_on(TcpServer::bind(&b, "127.0.0.1:0", TcpConfig::plaintext()))
         .unwrap();
     let _link = rt
         .block_on(TcpLink::connect(
             &a,
             server.local_addr(),
-            TcpConfig::default(),
+            TcpConfig::plaintext(),
         ))
         .unwrap();
     let here: Vec<AgentId> = (0..2).map(|_| AgentId::random()).collect();
@@ -141,13 +120,13 @@ fn graceful_close_delivers_everything_and_refuses_later_sends() {
     let rt = runtime();
     let (a, b) = (comm(), comm());
     let server = rt
-        .block_on(TcpServer::bind(&b, "127.0.0.1:0", TcpConfig::default()))
+        .block_on(TcpServer::bind(&b, "127.0.0.1:0", TcpConfig::plaintext()))
         .unwrap();
     let link = rt
         .block_on(TcpLink::connect(
             &a,
             server.local_addr(),
-            TcpConfig::default(),
+            TcpConfig::plaintext(),
         ))
         .unwrap();
     let (from, to) = (AgentId::random(), AgentId::random());
@@ -166,7 +145,7 @@ fn graceful_close_delivers_everything_and_refuses_later_sends() {
     }
     let report = rt.block_on(link.close());
     assert_eq!(
-        (report.messages_acked, report.undelivered),
+        (report.stats.messages_acked, report.undelivered()),
         (10_000, 0),
         "{report:?}"
     );
@@ -190,7 +169,7 @@ fn a_slow_peer_pushes_back_on_senders() {
         write_queue: 64,
         unacked_frames: 2,
         frame_messages: 8,
-        ..TcpConfig::default()
+        ..TcpConfig::plaintext()
     };
     let server = rt
         .block_on(TcpServer::bind(&b, "127.0.0.1:0", config.clone()))
@@ -232,7 +211,7 @@ fn peer_process() {
     let here = comm();
     let mut mailbox = here.register(agent).unwrap();
     let _link = rt
-        .block_on(TcpLink::connect(&here, addr, TcpConfig::default()))
+        .block_on(TcpLink::connect(&here, addr, TcpConfig::plaintext()))
         .unwrap();
     loop {
         // Consume slowly until the parent kills this process.
@@ -241,22 +220,12 @@ fn peer_process() {
     }
 }
 
-/// Kills and reaps the child even when an assertion fails first.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn killing_the_peer_mid_stream_reports_every_unacknowledged_message() {
     let rt = runtime();
     let a = comm();
     let server = rt
-        .block_on(TcpServer::bind(&a, "127.0.0.1:0", TcpConfig::default()))
+        .block_on(TcpServer::bind(&a, "127.0.0.1:0", TcpConfig::plaintext()))
         .unwrap();
     let (from, remote) = (AgentId::random(), AgentId::random());
     let mut child = KillOnDrop(
@@ -276,7 +245,7 @@ fn killing_the_peer_mid_stream_reports_every_unacknowledged_message() {
     let mut killed = false;
     while started.elapsed() < Duration::from_secs(30) {
         match sender.send_timeout(
-            Message::new(from, remote, vec![7u8; 64]),
+            Message::new(from, remote, vec![7u8; 4096]),
             Duration::from_secs(5),
         ) {
             Ok(()) => accepted += 1,
@@ -303,14 +272,95 @@ fn killing_the_peer_mid_stream_reports_every_unacknowledged_message() {
     assert!(killed, "the peer was killed");
     assert!(refused > 0, "sends after the crash fail instead of hanging");
     drop(sender); // flush what it held: it cannot reach the peer any more
-    let reports = rt.block_on(server.shutdown());
-    let report = &reports[0];
-    assert!(report.error.is_some(), "the link saw the crash: {report:?}");
-    let undelivered = a.stats().undeliverable;
-    // Every accepted message was either acknowledged by the peer or reported.
-    assert_eq!(
-        report.messages_acked + undelivered,
-        accepted,
-        "{report:?}, {undelivered} reported"
+    wait_until("the dead link to be pruned", || server.link_count() == 0);
+    let link = server.stats();
+    let stats = a.stats();
+    let (unknown, not_sent) = (
+        stats.undeliverable_for(UndeliveredReason::Unknown),
+        stats.undeliverable_for(UndeliveredReason::NotSent),
     );
+    assert!(
+        unknown > 0,
+        "frames were in flight when the peer died: {link:?}"
+    );
+    assert_eq!(
+        (link.messages_unknown, link.messages_not_sent),
+        (unknown, not_sent)
+    );
+    // Written messages were acknowledged or are unknown; every accepted one
+    // was delivered, is unknown, or is known not delivered.
+    assert_eq!(
+        link.messages_sent,
+        link.messages_acked + link.messages_unknown
+    );
+    assert_eq!(
+        link.messages_acked + stats.undeliverable,
+        accepted,
+        "{link:?}, {stats:?}"
+    );
+    assert_eq!(server.ended_links(), 1);
+    rt.block_on(server.shutdown());
+}
+
+/// Both sides send as fast as they can while both windows are full: the
+/// acknowledgements each side owes the other must still get through.
+fn saturated_both_ways(unacked_frames: usize) {
+    let rt = runtime();
+    let (a, b) = (comm(), comm());
+    let config = TcpConfig {
+        unacked_frames,
+        ..TcpConfig::plaintext()
+    };
+    let server = rt
+        .block_on(TcpServer::bind(&b, "127.0.0.1:0", config.clone()))
+        .unwrap();
+    let link = rt
+        .block_on(TcpLink::connect(&a, server.local_addr(), config))
+        .unwrap();
+    let (on_a, on_b) = (AgentId::random(), AgentId::random());
+    let (mut mailbox_a, mut mailbox_b) = (a.register(on_a).unwrap(), b.register(on_b).unwrap());
+    wait_for_route(&a, on_b);
+    wait_for_route(&b, on_a);
+    const N: u32 = 5_000;
+    let send_all = |comm: &Communicator, from: AgentId, to: AgentId| {
+        let sender = comm.sender();
+        std::thread::spawn(move || {
+            for i in 0..N {
+                sender.send(numbered(from, to, i, 4096)).unwrap();
+            }
+        })
+    };
+    let producers = [send_all(&a, on_a, on_b), send_all(&b, on_b, on_a)];
+    let receive_all = |mailbox: &mut hive_messaging::Mailbox| {
+        for i in 0..N {
+            let m = mailbox
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("stalled after {i} messages: {e}"));
+            assert_eq!(seq(&m), i);
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| receive_all(&mut mailbox_a));
+        receive_all(&mut mailbox_b);
+    });
+    for p in producers {
+        p.join().unwrap();
+    }
+    let report = rt.block_on(link.close());
+    assert_eq!(report.error, None);
+    assert_eq!(
+        (report.stats.messages_acked, report.stats.messages_received),
+        (u64::from(N), u64::from(N))
+    );
+    rt.block_on(server.shutdown());
+}
+
+#[test]
+fn saturated_traffic_both_ways_with_a_window_of_one_frame() {
+    saturated_both_ways(1);
+}
+
+#[test]
+fn saturated_traffic_both_ways_with_the_default_window() {
+    saturated_both_ways(TcpConfig::plaintext().unacked_frames);
 }

@@ -98,7 +98,11 @@ fn control_arguments_an_op_does_not_use_must_be_zero() {
     let mut hello_tail = [0u8; 16];
     hello_tail[0] = 1;
     hello_tail[3] = 9;
-    for bad in [control(3, ack_tail), control(4, hello_tail), control(5, [1; 16])] {
+    for bad in [
+        control(3, ack_tail),
+        control(4, hello_tail),
+        control(5, [1; 16]),
+    ] {
         inconsistent(decode(&bad));
     }
     let mut ack = [0u8; 16];
@@ -164,7 +168,13 @@ fn a_small_frame_cannot_become_a_flood_of_messages() {
     let body = zstd::bulk::compress(&raw, 19).unwrap();
     let err = decode(&frame(2, false, 60_000, raw.len() as u32, &body)).unwrap_err();
     assert!(
-        matches!(err, HiveError::LimitExceeded { limit: "decoded bytes per encoded byte", .. }),
+        matches!(
+            err,
+            HiveError::LimitExceeded {
+                limit: "decoded bytes per encoded byte",
+                ..
+            }
+        ),
         "{err}"
     );
 }

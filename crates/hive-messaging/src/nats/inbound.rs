@@ -1,41 +1,67 @@
 //! Inbound: subscriptions for the agents this process hosts, the broadcast
 //! subject and joined groups; frames decoded and handed to local mailboxes,
 //! then acknowledged.
+//!
+//! Frames wait for delivery in one queue bounded in bytes
+//! (`inbound_bytes`); while it is full the subscriptions stop reading and
+//! the client's own per-subscription buffers (`subscription_capacity`)
+//! take the rest: beyond that the client drops messages and their senders
+//! see no acknowledgement (unknown).
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use hive_types::{AgentId, HiveResult, Message, Recipient};
-use tokio::sync::mpsc;
+use hive_types::{AgentId, HiveResult};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::{nats_error, Transport};
+use crate::registry::LocalChanges;
+use crate::transport::{deliver, Target};
 use crate::wire::{FrameBody, FrameDecoder};
 use crate::Sender;
-use crate::UndeliveredReason;
-
-/// Where a received frame goes.
-#[derive(Debug, Clone, Copy)]
-enum Target {
-    /// To each message's recipient (an agent of this process).
-    Agents,
-    /// To this member of a queue group.
-    Group(AgentId),
-    /// To every local agent but the sender.
-    Broadcast,
-}
 
 struct Incoming {
     message: async_nats::Message,
     target: Target,
+    _room: OwnedSemaphorePermit,
 }
 
-/// The per-agent subscriptions, kept in step with the local registry.
+/// Where subscriptions send what they read: a queue bounded in frames and
+/// (through the semaphore) in bytes.
+#[derive(Clone)]
+struct Forward {
+    tx: mpsc::Sender<Incoming>,
+    room: Arc<Semaphore>,
+    max_bytes: u32,
+}
+
+impl Forward {
+    async fn run(self, mut sub: async_nats::Subscriber, target: Target) {
+        while let Some(message) = sub.next().await {
+            let want = u32::try_from(message.payload.len())
+                .unwrap_or(u32::MAX)
+                .clamp(1, self.max_bytes);
+            let Ok(room) = self.room.clone().acquire_many_owned(want).await else {
+                return;
+            };
+            let incoming = Incoming {
+                message,
+                target,
+                _room: room,
+            };
+            if self.tx.send(incoming).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The group subscriptions (agent subscriptions live in their task).
 pub(crate) struct Subscriptions {
-    forward: mpsc::Sender<Incoming>,
+    forward: Forward,
     groups: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -51,7 +77,7 @@ impl Subscriptions {
             .queue_subscribe(t.group_subject(group), group.to_string())
             .await
             .map_err(|e| nats_error("queue subscribe", &e))?;
-        let task = tokio::spawn(forward(sub, Target::Group(member), self.forward.clone()));
+        let task = tokio::spawn(self.forward.clone().run(sub, Target::Member(member)));
         self.groups
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -77,7 +103,13 @@ pub(crate) async fn start(
     t: Arc<Transport>,
     local: Sender,
 ) -> HiveResult<(Subscriptions, Vec<JoinHandle<()>>)> {
-    let (tx, rx) = mpsc::channel::<Incoming>(1024);
+    let max_bytes = u32::try_from(t.config.inbound_bytes).unwrap_or(u32::MAX);
+    let (tx, rx) = mpsc::channel::<Incoming>(t.config.inbound_frames);
+    let forward = Forward {
+        tx,
+        room: Arc::new(Semaphore::new(max_bytes as usize)),
+        max_bytes,
+    };
     let broadcast = t
         .client
         .subscribe(t.broadcast_subject())
@@ -88,76 +120,106 @@ pub(crate) async fn start(
         decoder.add_dictionary(d)?;
     }
     // Agents hosted now are subscribed before `connect` returns.
-    let mut subscribed = HashMap::new();
-    subscribe_new(&t, &tx, &mut subscribed).await;
+    let mut agents = AgentSubscriptions {
+        forward: forward.clone(),
+        live: HashMap::new(),
+        cursor: t.shared.registry.local_sequence(),
+    };
+    agents.resync(&t).await;
     let tasks = vec![
-        tokio::spawn(forward(broadcast, Target::Broadcast, tx.clone())),
-        tokio::spawn(track_agents(t.clone(), tx.clone(), subscribed)),
+        tokio::spawn(forward.clone().run(broadcast, Target::Broadcast)),
+        tokio::spawn(agents.track(t.clone())),
         tokio::spawn(deliver_all(t.clone(), rx, decoder, local)),
     ];
-    // The first subscriptions must be in place before `connect` returns.
     super::sync(&t.client).await?;
     Ok((
         Subscriptions {
-            forward: tx,
+            forward,
             groups: Mutex::new(Vec::new()),
         },
         tasks,
     ))
 }
 
-async fn forward(mut sub: async_nats::Subscriber, target: Target, tx: mpsc::Sender<Incoming>) {
-    while let Some(message) = sub.next().await {
-        if tx.send(Incoming { message, target }).await.is_err() {
+/// One subscription per local agent, kept in step with the registry's log
+/// of local changes.
+struct AgentSubscriptions {
+    forward: Forward,
+    live: HashMap<AgentId, JoinHandle<()>>,
+    cursor: u64,
+}
+
+impl AgentSubscriptions {
+    async fn subscribe(&mut self, t: &Transport, agent: AgentId) {
+        if self.live.contains_key(&agent) {
             return;
         }
-    }
-}
-
-/// Subscribes to the subject of every local agent not subscribed yet.
-async fn subscribe_new(
-    t: &Transport,
-    tx: &mpsc::Sender<Incoming>,
-    subscribed: &mut HashMap<AgentId, JoinHandle<()>>,
-) {
-    let now = t.shared.registry.local_agents();
-    for agent in &now {
-        if subscribed.contains_key(agent) {
-            continue;
-        }
-        match t.client.subscribe(t.agent_subject(agent)).await {
+        match t.client.subscribe(t.agent_subject(&agent)).await {
             Ok(sub) => {
-                subscribed.insert(
-                    *agent,
-                    tokio::spawn(forward(sub, Target::Agents, tx.clone())),
-                );
+                let task = tokio::spawn(self.forward.clone().run(sub, Target::Agents));
+                self.live.insert(agent, task);
             }
-            Err(_) => {
-                #[cfg(feature = "metrics")]
-                metrics::counter!("hive_nats_subscribe_errors_total").increment(1);
-            }
+            Err(_) => t.counters.rejected("subscribe"),
         }
     }
-    subscribed.retain(|agent, task| {
-        let keep = now.contains(agent);
-        if !keep {
+
+    fn unsubscribe(&mut self, agent: &AgentId) {
+        if let Some(task) = self.live.remove(agent) {
             task.abort(); // dropping the subscriber unsubscribes
         }
-        keep
-    });
-    let _ = super::sync(&t.client).await;
+    }
+
+    /// Compares with every local agent (at start, or after falling behind).
+    async fn resync(&mut self, t: &Transport) {
+        let now: HashSet<AgentId> = t.shared.registry.local_agents().into_iter().collect();
+        for agent in &now {
+            self.subscribe(t, *agent).await;
+        }
+        let gone: Vec<AgentId> = self
+            .live
+            .keys()
+            .filter(|a| !now.contains(a))
+            .copied()
+            .collect();
+        for agent in gone {
+            self.unsubscribe(&agent);
+        }
+    }
+
+    async fn track(mut self, t: Arc<Transport>) {
+        loop {
+            let changed = t.shared.registry.locals_changed.listen();
+            match t.shared.registry.local_changes_since(self.cursor) {
+                LocalChanges::Since(list, next) if list.is_empty() => {
+                    self.cursor = next;
+                    changed.await;
+                    continue;
+                }
+                LocalChanges::Since(list, next) => {
+                    for (agent, joined) in list {
+                        match joined {
+                            true => self.subscribe(&t, agent).await,
+                            false => self.unsubscribe(&agent),
+                        }
+                    }
+                    self.cursor = next;
+                }
+                LocalChanges::Resync(next) => {
+                    self.resync(&t).await;
+                    self.cursor = next;
+                }
+            }
+            // Subscriptions reach the server before senders are told.
+            let _ = super::sync(&t.client).await;
+        }
+    }
 }
 
-/// Keeps the subscriptions in step with the agents this process hosts.
-async fn track_agents(
-    t: Arc<Transport>,
-    tx: mpsc::Sender<Incoming>,
-    mut subscribed: HashMap<AgentId, JoinHandle<()>>,
-) {
-    loop {
-        let changed = t.shared.registry.changed.listen();
-        subscribe_new(&t, &tx, &mut subscribed).await;
-        changed.await;
+impl Drop for AgentSubscriptions {
+    fn drop(&mut self) {
+        for (_, task) in self.live.drain() {
+            task.abort();
+        }
     }
 }
 
@@ -167,52 +229,27 @@ async fn deliver_all(
     mut decoder: FrameDecoder,
     local: Sender,
 ) {
-    while let Some(Incoming { message, target }) = rx.recv().await {
-        let Ok(frame) = decoder.decode(&message.payload) else {
-            continue; // counted as rejected; the sender's acknowledgement times out
+    while let Some(incoming) = rx.recv().await {
+        let Incoming {
+            message, target, ..
+        } = incoming;
+        t.counters.bytes_in(message.payload.len());
+        let frame = match decoder.decode(&message.payload) {
+            Ok(frame) => frame,
+            Err(_) => {
+                // The sender's acknowledgement times out: unknown there.
+                t.counters.rejected("decode");
+                continue;
+            }
         };
         let FrameBody::Messages(messages) = frame.body else {
-            continue;
+            continue; // control frames mean nothing over NATS
         };
-        t.counters
-            .messages_received
-            .fetch_add(messages.len() as u64, Ordering::Relaxed);
-        deliver(&t, &local, messages, target).await;
-        local.flush();
+        let per_turn = t.config.messages_per_turn;
+        deliver(&t.shared, &local, messages, target, per_turn, &t.counters).await;
         if let Some(reply) = message.reply {
-            let _ = t.client.publish(reply, Bytes::new()).await;
-        }
-    }
-}
-
-async fn deliver(t: &Transport, local: &Sender, messages: Vec<Message>, target: Target) {
-    for m in messages {
-        match (target, m.recipient) {
-            (Target::Group(member), _) => {
-                if let Err(refused) = local.send_to_async(member, m).await {
-                    t.shared
-                        .undeliverable([refused.into_inner()], UndeliveredReason::NoRecipient);
-                }
-            }
-            (Target::Agents, Recipient::Agent(to)) => match t.shared.registry.get(&to) {
-                Some(inbox) if !inbox.remote => {
-                    if let Err(refused) = local.send_to_async(to, m).await {
-                        t.shared
-                            .undeliverable([refused.into_inner()], UndeliveredReason::NoRecipient);
-                    }
-                }
-                _ => t.shared.undeliverable([m], UndeliveredReason::NoRecipient),
-            },
-            (_, _) => {
-                for inbox in t.shared.registry.inboxes() {
-                    if inbox.remote || inbox.agent == m.sender {
-                        continue;
-                    }
-                    if let Err(refused) = local.send_to_async(inbox.agent, m.clone()).await {
-                        t.shared
-                            .undeliverable([refused.into_inner()], UndeliveredReason::NoRecipient);
-                    }
-                }
+            if t.client.publish(reply, Bytes::new()).await.is_err() {
+                t.counters.rejected("ack");
             }
         }
     }

@@ -1,10 +1,10 @@
 //! NATS transport (feature `nats`): swarms that span machines.
 //!
-//! A [`NatsTransport`] joins the local [`Communicator`]
-//! to a NATS server or cluster. Every process subscribes to the subjects of
-//! the agents it hosts; a message to an agent that is not in this process
-//! goes to that agent's subject. No registry is needed: NATS routes by
-//! subject, across a cluster too.
+//! A [`NatsTransport`] joins the local [`Communicator`] to a NATS server or
+//! cluster. Every process subscribes to the subjects of the agents it
+//! hosts; a message to an agent that is not in this process goes to that
+//! agent's subject. No registry is needed: NATS routes by subject, across a
+//! cluster too.
 //!
 //! ## Subjects
 //!
@@ -19,30 +19,41 @@
 //! `max_payload` (a batch is split instead; a single message larger than
 //! `max_payload` cannot travel and is reported).
 //!
+//! ## Connecting
+//!
+//! [`connect`](NatsTransport::connect) takes server URLs;
+//! [`connect_with`](NatsTransport::connect_with) takes your
+//! `async_nats::ConnectOptions` (credentials, nkeys, tokens, TLS, timeouts);
+//! [`with_client`](NatsTransport::with_client) takes a client you already
+//! have (the transport never drains it: close it yourself).
+//!
 //! ## What is guaranteed
 //!
 //! Core NATS delivers at most once. On top of it every frame to an agent or
 //! a group is published with a reply subject, and the receiving process
-//! answers once all its messages were accepted by local mailboxes. So:
+//! answers once all its messages were taken by local mailboxes. So every
+//! message to an agent or a group ends as (see [`transport`](crate::transport)):
 //!
-//! - every message to an agent or group is either **acknowledged** or
-//!   **reported**: handed to `Communicator::take_undelivered`, counted in
-//!   `stats().undeliverable` and in [`NatsStats::reported`]. Reasons: nobody
-//!   subscribes to the subject (NATS "no responders"), no acknowledgement
-//!   within `ack_timeout` (a server restart, a network split, a crashed
-//!   receiver), or a message larger than `max_payload`. None vanishes silently.
-//! - a reported message *may* still have been delivered if only its
-//!   acknowledgement was lost: at most once unless the application resends.
-//! - while the client is disconnected, async-nats reconnects by itself and
-//!   buffers at most `client_capacity` commands; beyond that, sends wait
-//!   (bounded), and frames not acknowledged in time are reported.
-//! - **broadcasts** are published without acknowledgement (the number of
-//!   receiving processes is unknown): at most once, and lost if published
-//!   while no process subscribes.
-//! - order per (sender handle, recipient) holds while the connection holds.
+//! - **delivered**: acknowledged;
+//! - **not delivered**: `NoRecipient` (nobody subscribes to the subject:
+//!   NATS "no responders"), `NotSent` (never published: still queued at
+//!   close, larger than `max_payload`, or the client refused it);
+//! - **unknown**: published, no acknowledgement within `ack_timeout` (a
+//!   server outage, a network split, a crashed or very slow receiver): it
+//!   may still arrive. Receivers drop duplicates by message id, so resending
+//!   is safe.
+//!
+//! Broadcasts are published without acknowledgement (the number of
+//! receiving processes is unknown): at most once.
+//!
+//! While the client is disconnected the transport publishes nothing: its
+//! write queue (bounded in messages and bytes) fills and senders wait, or
+//! get `Full` from `try_send`; frames in flight are bounded in number and
+//! bytes. [`close`](NatsTransport::close) never waits longer than
+//! `close_timeout`, server or no server.
 //!
 //! Acknowledged delivery across restarts of the *receiver* (at least once)
-//! would need JetStream; this transport does not use it.
+//! needs JetStream; this transport does not use it.
 
 mod inbound;
 mod outbound;
@@ -55,9 +66,8 @@ use std::time::Duration;
 
 use hive_types::{AgentId, HiveError, HiveResult};
 
-use crate::inbox::Inbox;
-use crate::mailbox::Mailbox;
 use crate::shared::Shared;
+use crate::transport::{Counters, LinkQueue, TransportStats};
 use crate::wire::{Dictionary, EncoderConfig, Limits};
 use crate::Communicator;
 
@@ -72,17 +82,37 @@ pub struct NatsConfig {
     pub limits: Limits,
     /// Dictionaries incoming frames may use.
     pub dictionaries: Vec<Dictionary>,
-    /// Messages the transport's send queue holds (backpressure bound).
+    /// Messages the transport's send queue holds (65,536).
     pub write_queue: usize,
-    /// Most messages per frame (and the server's `max_payload` in bytes).
+    /// Bytes the send queue holds (64 MiB).
+    pub write_queue_bytes: usize,
+    /// Most messages per frame (and never above the server's `max_payload`).
     pub frame_messages: usize,
-    /// Frames published and not yet acknowledged before publishing waits.
+    /// Frames published and not yet acknowledged before publishing waits
+    /// (256).
     pub in_flight: usize,
+    /// Raw bytes of the messages in those frames (kept until acknowledged)
+    /// before publishing waits (16 MiB).
+    pub in_flight_bytes: usize,
     /// How long a frame may wait for its acknowledgement before its
-    /// messages are reported.
+    /// messages are reported unknown (30 s).
     pub ack_timeout: Duration,
-    /// Commands async-nats buffers while disconnected.
+    /// Longest [`NatsTransport::close`] takes (10 s).
+    pub close_timeout: Duration,
+    /// Received messages handed to local mailboxes before the transport
+    /// lets other tasks run (256).
+    pub messages_per_turn: usize,
+    /// Received frames waiting to be handed to local mailboxes (64).
+    pub inbound_frames: usize,
+    /// Bytes of those frames (16 MiB).
+    pub inbound_bytes: usize,
+    /// Commands async-nats buffers while disconnected, when the transport
+    /// makes the client ([`NatsTransport::connect`]) (1,024).
     pub client_capacity: usize,
+    /// Messages async-nats buffers per subscription before it drops them
+    /// (their senders then see no acknowledgement), when the transport makes
+    /// the client (1,024).
+    pub subscription_capacity: usize,
 }
 
 impl Default for NatsConfig {
@@ -93,49 +123,54 @@ impl Default for NatsConfig {
             limits: Limits::default(),
             dictionaries: Vec::new(),
             write_queue: 65_536,
+            write_queue_bytes: 64 << 20,
             frame_messages: 1024,
             in_flight: 256,
-            ack_timeout: Duration::from_secs(5),
-            client_capacity: 4096,
+            in_flight_bytes: 16 << 20,
+            ack_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(10),
+            messages_per_turn: 256,
+            inbound_frames: 64,
+            inbound_bytes: 16 << 20,
+            client_capacity: 1024,
+            subscription_capacity: 1024,
         }
     }
 }
 
-/// Counters of a transport.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NatsStats {
-    /// Frames published.
-    pub frames_sent: u64,
-    /// Messages published.
-    pub messages_sent: u64,
-    /// Messages acknowledged by the receiving process.
-    pub messages_acked: u64,
-    /// Messages reported undeliverable by this transport.
-    pub reported: u64,
-    /// Messages received and handed to local mailboxes.
-    pub messages_received: u64,
-    /// Bytes published (frames, headers included).
-    pub bytes_sent: u64,
-    /// Raw bytes of the published messages before compression.
-    pub raw_bytes_sent: u64,
-    /// Publish or acknowledgement failures (frames).
-    pub publish_errors: u64,
-    /// Times the client reconnected.
-    pub reconnects: u64,
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) frames_sent: AtomicU64,
-    pub(crate) messages_sent: AtomicU64,
-    pub(crate) messages_acked: AtomicU64,
-    pub(crate) reported: AtomicU64,
-    pub(crate) messages_received: AtomicU64,
-    pub(crate) bytes_sent: AtomicU64,
-    pub(crate) raw_bytes_sent: AtomicU64,
-    pub(crate) publish_errors: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
+impl NatsConfig {
+    /// Checks the values; the error names the field.
+    pub fn validate(&self) -> HiveResult<()> {
+        for (field, value) in [
+            ("write_queue", self.write_queue),
+            ("write_queue_bytes", self.write_queue_bytes),
+            ("frame_messages", self.frame_messages),
+            ("in_flight", self.in_flight),
+            ("in_flight_bytes", self.in_flight_bytes),
+            ("messages_per_turn", self.messages_per_turn),
+            ("inbound_frames", self.inbound_frames),
+            ("inbound_bytes", self.inbound_bytes),
+            ("client_capacity", self.client_capacity),
+            ("subscription_capacity", self.subscription_capacity),
+        ] {
+            if value == 0 {
+                return Err(HiveError::config(field, "must be at least 1"));
+            }
+        }
+        if self.ack_timeout.is_zero() || self.close_timeout.is_zero() {
+            return Err(HiveError::config(
+                "ack_timeout",
+                "ack_timeout and close_timeout must be more than zero",
+            ));
+        }
+        if self.swarm.is_empty() || self.swarm.contains(['.', '*', '>', ' ']) {
+            return Err(HiveError::config(
+                "swarm",
+                "must be one subject token: not empty, no '.', '*', '>' or space",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// State the transport's tasks share.
@@ -143,16 +178,17 @@ pub(crate) struct Transport {
     pub(crate) shared: Arc<Shared>,
     pub(crate) client: async_nats::Client,
     pub(crate) config: NatsConfig,
-    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) queue: Arc<LinkQueue>,
     /// Group address -> group name.
     pub(crate) groups: Mutex<HashMap<AgentId, String>>,
     pub(crate) counters: Counters,
-    /// Frames published and waiting for their acknowledgement, by sequence.
-    pub(crate) pending: Mutex<HashMap<u64, outbound::PendingFrame>>,
-    /// Bounds the frames in flight (`in_flight` permits).
-    pub(crate) window: Arc<tokio::sync::Semaphore>,
+    pub(crate) pending: outbound::Pending,
+    /// Messages the writer took from the queue and published or reported.
+    pub(crate) finished: AtomicU64,
     /// Reply subjects are `<ack_prefix>.<sequence>`.
     pub(crate) ack_prefix: String,
+    /// Connections the client had made when the transport started.
+    connects_at_start: u64,
 }
 
 impl Transport {
@@ -168,18 +204,11 @@ impl Transport {
         format!("hive.{}.group.{name}", self.config.swarm)
     }
 
-    /// Reports `messages` undeliverable and counts them.
-    pub(crate) fn report(&self, messages: Vec<hive_types::Message>) {
-        if messages.is_empty() {
-            return;
-        }
-        self.counters
-            .reported
-            .fetch_add(messages.len() as u64, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        metrics::counter!("hive_nats_reported_total").increment(messages.len() as u64);
-        self.shared
-            .undeliverable(messages, crate::UndeliveredReason::Unknown);
+    fn stats(&self) -> TransportStats {
+        let connects = self.client.statistics().connects.load(Ordering::Relaxed);
+        let mut s = self.counters.snapshot();
+        s.reconnects = connects.saturating_sub(self.connects_at_start);
+        s
     }
 }
 
@@ -215,51 +244,60 @@ impl NatsTransport {
         servers: &str,
         config: NatsConfig,
     ) -> HiveResult<NatsTransport> {
-        let reconnects = Arc::new(AtomicU64::new(0));
-        let counted = reconnects.clone();
         let options = async_nats::ConnectOptions::new()
-            .client_capacity(config.client_capacity.max(1))
-            .event_callback(move |event| {
-                let counted = counted.clone();
-                async move {
-                    if matches!(event, async_nats::Event::Connected) {
-                        counted.fetch_add(1, Ordering::Relaxed);
-                        #[cfg(feature = "metrics")]
-                        metrics::counter!("hive_nats_reconnects_total").increment(1);
-                    }
-                }
-            });
-        // no_echo: this process's own broadcasts were delivered locally already.
+            .client_capacity(config.client_capacity)
+            .subscription_capacity(config.subscription_capacity);
+        NatsTransport::connect_with(comm, servers, options, config).await
+    }
+
+    /// Like [`connect`](Self::connect) with your connect options:
+    /// credentials (`with_credentials_file`, `with_nkey`, `with_token`,
+    /// `with_user_and_password`), TLS (`require_tls`,
+    /// `add_root_certificates`, `add_client_certificate`,
+    /// `tls_client_config`), timeouts. The transport adds `no_echo` (this
+    /// process's own broadcasts were delivered locally already).
+    pub async fn connect_with(
+        comm: &Communicator,
+        servers: &str,
+        options: async_nats::ConnectOptions,
+        config: NatsConfig,
+    ) -> HiveResult<NatsTransport> {
+        config.validate()?;
         let client = options
             .no_echo()
             .connect(servers)
             .await
             .map_err(|e| nats_error("connect", &e))?;
-        client
-            .flush()
-            .await
-            .map_err(|e| nats_error("connect", &e))?;
+        NatsTransport::with_client(comm, client, config).await
+    }
+
+    /// Routes through a client you already connected. Connect it with
+    /// `no_echo`, or this process receives its own broadcasts twice. The
+    /// transport does not close the client.
+    pub async fn with_client(
+        comm: &Communicator,
+        client: async_nats::Client,
+        config: NatsConfig,
+    ) -> HiveResult<NatsTransport> {
+        config.validate()?;
         let shared = comm.shared().clone();
-        let config_in_flight = config.in_flight.max(1);
-        let inbox_prefix = client.new_inbox();
-        let id = AgentId::random();
-        let inbox = Arc::new(Inbox::new_remote(id, config.write_queue.max(1)));
-        shared.registry.add_route(id, &inbox);
-        shared.registry.set_default_route(Some(inbox.clone()));
+        let queue = LinkQueue::open(&shared, config.write_queue, config.write_queue_bytes);
+        shared.registry.set_default_route(Some(queue.inbox.clone()));
+        let connects_at_start = client.statistics().connects.load(Ordering::Relaxed);
         let transport = Arc::new(Transport {
             shared,
+            ack_prefix: format!("{}.hive-ack", client.new_inbox()),
+            pending: outbound::Pending::new(config.in_flight, config.in_flight_bytes),
+            finished: AtomicU64::new(0),
             client,
             config,
-            inbox: inbox.clone(),
+            queue,
             groups: Mutex::new(HashMap::new()),
-            counters: Counters::default(),
-            pending: Mutex::new(HashMap::new()),
-            window: Arc::new(tokio::sync::Semaphore::new(config_in_flight)),
-            ack_prefix: format!("{}.hive-ack", inbox_prefix),
+            counters: Counters::new("nats"),
+            connects_at_start,
         });
-        let outbox = Mailbox::new(inbox, transport.shared.clone());
         let (inbound, inbound_tasks) = inbound::start(transport.clone(), comm.sender()).await?;
-        let mut tasks = outbound::start(transport.clone(), outbox, reconnects).await?;
+        let mut tasks = outbound::start(transport.clone()).await?;
         tasks.extend(inbound_tasks);
         Ok(NatsTransport {
             transport,
@@ -301,29 +339,17 @@ impl NatsTransport {
     }
 
     /// Counters so far.
-    pub fn stats(&self) -> NatsStats {
-        let c = &self.transport.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        NatsStats {
-            frames_sent: get(&c.frames_sent),
-            messages_sent: get(&c.messages_sent),
-            messages_acked: get(&c.messages_acked),
-            reported: get(&c.reported),
-            messages_received: get(&c.messages_received),
-            bytes_sent: get(&c.bytes_sent),
-            raw_bytes_sent: get(&c.raw_bytes_sent),
-            publish_errors: get(&c.publish_errors),
-            reconnects: get(&c.reconnects),
-        }
+    pub fn stats(&self) -> TransportStats {
+        self.transport.stats()
     }
 
-    /// Waits until every published frame was acknowledged or reported.
+    /// Waits until everything queued was published and every published
+    /// frame was acknowledged or reported, at most `timeout`.
     pub async fn settle(&self, timeout: Duration) -> HiveResult<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let queued = self.transport.inbox.reserved();
-            let pending = outbound::pending(&self.transport);
-            if queued == 0 && pending == 0 {
+            let t = &self.transport;
+            if t.queue.is_drained(&t.finished) && t.pending.len() == 0 {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -336,32 +362,30 @@ impl NatsTransport {
         }
     }
 
-    /// Stops routing through NATS: what is queued is reported, the
-    /// subscriptions end, and sends to agents outside this process fail
-    /// with `UnknownAgent` again.
-    pub async fn close(self) -> NatsStats {
-        let shared = &self.transport.shared;
-        shared.registry.set_default_route(None);
-        shared.registry.remove_routes_to(&self.transport.inbox);
-        for core in shared.live_senders() {
-            core.flush_all(shared, crate::FlushReason::Close);
+    /// Stops routing through NATS, within `close_timeout` whatever the
+    /// server's state: sends to agents outside this process fail with
+    /// `UnknownAgent` again, what senders hold is flushed and published if
+    /// the time allows, frames still waiting for acknowledgement are
+    /// reported unknown and what was never published not sent.
+    pub async fn close(self) -> TransportStats {
+        let t = &self.transport;
+        let deadline = tokio::time::Instant::now() + t.config.close_timeout;
+        t.shared.registry.set_default_route(None);
+        t.queue.stop_accepting();
+        let _ = self
+            .settle(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
+        for task in &self.tasks {
+            task.abort();
         }
-        let _ = self.settle(self.transport.config.ack_timeout).await;
-        self.transport.inbox.close();
-        for t in &self.tasks {
-            t.abort();
+        for task in self.tasks {
+            let _ = task.await;
         }
-        let leftovers: Vec<_> = self
-            .transport
-            .inbox
-            .drain()
-            .into_iter()
-            .flat_map(|b| b.messages)
-            .collect();
-        self.transport.report(leftovers);
-        outbound::report_pending(&self.transport);
-        let _ = self.transport.client.flush().await;
-        self.stats()
+        let pending = t.pending.drain();
+        t.queue.finish(pending, &t.counters).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let _ = tokio::time::timeout(left, t.client.flush()).await;
+        t.stats()
     }
 }
 

@@ -1,55 +1,131 @@
-//! Outbound: frames per subject, published with a reply subject, and the
-//! acknowledgements (or "no responders" and timeouts) that settle them.
+//! Outbound: frames per subject, published with a reply subject while the
+//! client is connected and the window has room, and the acknowledgements
+//! (or "no responders", or time) that settle them.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use async_nats::connection::State;
 use bytes::Bytes;
 use futures::StreamExt;
 use hive_types::{HiveResult, Message, Recipient};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{nats_error, Transport};
-use crate::mailbox::Mailbox;
+use crate::transport::{LinkQueue, Unframed};
+use crate::undelivered::UndeliveredReason;
 use crate::wire::FrameEncoder;
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A frame published and not yet settled.
-pub(crate) struct PendingFrame {
+struct PendingFrame {
     sent: Instant,
     messages: Vec<Message>,
-    _permit: OwnedSemaphorePermit,
+    bytes: usize,
 }
 
-/// Frames waiting for their acknowledgement.
-pub(crate) fn pending(t: &Transport) -> usize {
-    t.pending
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .len()
+#[derive(Default)]
+struct Window {
+    frames: HashMap<u64, PendingFrame>,
+    bytes: usize,
 }
 
-/// Reports every pending frame (the transport is closing).
-pub(crate) fn report_pending(t: &Transport) {
-    let frames: Vec<PendingFrame> = t
-        .pending
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .drain()
-        .map(|(_, f)| f)
-        .collect();
-    for f in frames {
-        t.report(f.messages);
+/// Frames waiting for their acknowledgement, bounded in frames and bytes.
+pub(crate) struct Pending {
+    window: Mutex<Window>,
+    max_frames: usize,
+    max_bytes: usize,
+    /// A frame settled: the writer may have room again.
+    settled: Notify,
+}
+
+impl Pending {
+    pub(crate) fn new(max_frames: usize, max_bytes: usize) -> Self {
+        Pending {
+            window: Mutex::new(Window::default()),
+            max_frames: max_frames.max(1),
+            max_bytes: max_bytes.max(1),
+            settled: Notify::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.window).frames.len()
+    }
+
+    fn is_full(&self) -> bool {
+        let w = lock(&self.window);
+        w.frames.len() >= self.max_frames || w.bytes >= self.max_bytes
+    }
+
+    fn insert(&self, sequence: u64, messages: Vec<Message>, bytes: usize) {
+        let mut w = lock(&self.window);
+        w.bytes += bytes;
+        w.frames.insert(
+            sequence,
+            PendingFrame {
+                sent: Instant::now(),
+                messages,
+                bytes,
+            },
+        );
+    }
+
+    /// Removes frame `sequence` and settles it with `settle` before the
+    /// window shows it gone (so `NatsTransport::settle` never returns
+    /// before its counts do). False if it was settled already.
+    fn remove(&self, sequence: u64, settle: impl FnOnce(PendingFrame)) -> bool {
+        {
+            let mut w = lock(&self.window);
+            let Some(frame) = w.frames.remove(&sequence) else {
+                return false;
+            };
+            w.bytes -= frame.bytes;
+            settle(frame);
+        }
+        self.settled.notify_one();
+        true
+    }
+
+    /// Removes and settles every frame sent longer than `after` ago.
+    fn overdue(&self, after: Duration, mut settle: impl FnMut(PendingFrame)) {
+        let mut any = false;
+        {
+            let mut w = lock(&self.window);
+            let late: Vec<u64> = w
+                .frames
+                .iter()
+                .filter(|(_, f)| f.sent.elapsed() > after)
+                .map(|(s, _)| *s)
+                .collect();
+            for s in late {
+                if let Some(frame) = w.frames.remove(&s) {
+                    w.bytes -= frame.bytes;
+                    settle(frame);
+                    any = true;
+                }
+            }
+        }
+        if any {
+            self.settled.notify_one();
+        }
+    }
+
+    /// Every message still waiting (the transport is closing).
+    pub(crate) fn drain(&self) -> Vec<Message> {
+        let mut w = lock(&self.window);
+        w.bytes = 0;
+        w.frames.drain().flat_map(|(_, f)| f.messages).collect()
     }
 }
 
-pub(crate) async fn start(
-    t: Arc<Transport>,
-    outbox: Mailbox,
-    reconnects: Arc<AtomicU64>,
-) -> HiveResult<Vec<JoinHandle<()>>> {
+pub(crate) async fn start(t: Arc<Transport>) -> HiveResult<Vec<JoinHandle<()>>> {
     let acks = t
         .client
         .subscribe(format!("{}.*", t.ack_prefix))
@@ -58,8 +134,8 @@ pub(crate) async fn start(
     let encoder = FrameEncoder::new(t.config.encoder.clone())?;
     Ok(vec![
         tokio::spawn(settle_acks(t.clone(), acks)),
-        tokio::spawn(sweep(t.clone(), reconnects)),
-        tokio::spawn(write(t, outbox, encoder)),
+        tokio::spawn(sweep(t.clone())),
+        tokio::spawn(write(t, encoder)),
     ])
 }
 
@@ -74,54 +150,31 @@ async fn settle_acks(t: Arc<Transport>, mut acks: async_nats::Subscriber) {
         else {
             continue;
         };
-        let Some(frame) = t
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&seq)
-        else {
-            continue; // already reported after a timeout
-        };
-        if reply.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-            t.counters.publish_errors.fetch_add(1, Ordering::Relaxed);
-            #[cfg(feature = "metrics")]
-            metrics::counter!("hive_nats_publish_errors_total", "reason" => "no_responders")
-                .increment(1);
-            t.report(frame.messages);
-        } else {
-            t.counters
-                .messages_acked
-                .fetch_add(frame.messages.len() as u64, Ordering::Relaxed);
-        }
+        let nobody = reply.status == Some(async_nats::StatusCode::NO_RESPONDERS);
+        // False when it was reported after a timeout already.
+        t.pending.remove(seq, |frame| {
+            if nobody {
+                // Nobody subscribes: known not delivered.
+                t.counters.not_sent(frame.messages.len());
+                t.shared
+                    .undeliverable(frame.messages, UndeliveredReason::NoRecipient);
+            } else {
+                t.counters.acked(frame.messages.len());
+            }
+        });
     }
 }
 
-/// Reports frames whose acknowledgement is overdue; mirrors reconnects.
-async fn sweep(t: Arc<Transport>, reconnects: Arc<AtomicU64>) {
+/// Reports frames whose acknowledgement is overdue: their fate is unknown.
+async fn sweep(t: Arc<Transport>) {
     let every = (t.config.ack_timeout / 10).max(Duration::from_millis(10));
     loop {
         tokio::time::sleep(every).await;
-        // The first Connected event is the initial connection.
-        let r = reconnects.load(Ordering::Relaxed).saturating_sub(1);
-        t.counters.reconnects.store(r, Ordering::Relaxed);
-        let overdue: Vec<PendingFrame> = {
-            let mut pending = t.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let late: Vec<u64> = pending
-                .iter()
-                .filter(|(_, f)| f.sent.elapsed() > t.config.ack_timeout)
-                .map(|(s, _)| *s)
-                .collect();
-            late.into_iter()
-                .filter_map(|s| pending.remove(&s))
-                .collect()
-        };
-        for f in overdue {
-            t.counters.publish_errors.fetch_add(1, Ordering::Relaxed);
-            #[cfg(feature = "metrics")]
-            metrics::counter!("hive_nats_publish_errors_total", "reason" => "ack_timeout")
-                .increment(1);
-            t.report(f.messages);
-        }
+        t.pending.overdue(t.config.ack_timeout, |f| {
+            t.counters.unknown(f.messages.len());
+            t.shared
+                .undeliverable(f.messages, UndeliveredReason::Unknown);
+        });
     }
 }
 
@@ -129,40 +182,71 @@ async fn sweep(t: Arc<Transport>, reconnects: Arc<AtomicU64>) {
 fn route(t: &Transport, m: &Message) -> (String, bool) {
     match m.recipient {
         Recipient::Broadcast => (t.broadcast_subject(), false),
-        Recipient::Agent(id) => {
-            let groups = t.groups.lock().unwrap_or_else(PoisonError::into_inner);
-            match groups.get(&id) {
-                Some(name) => (t.group_subject(name), true),
-                None => (t.agent_subject(&id), true),
-            }
+        Recipient::Agent(id) => match lock(&t.groups).get(&id) {
+            Some(name) => (t.group_subject(name), true),
+            None => (t.agent_subject(&id), true),
+        },
+    }
+}
+
+/// Waits until the client is connected and the window has room (while
+/// not, nothing is taken from the queue: it fills, and senders wait).
+async fn wait_until_open(t: &Transport) {
+    loop {
+        let settled = t.pending.settled.notified();
+        let connected = t.client.connection_state() == State::Connected;
+        if connected && !t.pending.is_full() {
+            return;
+        }
+        if connected {
+            settled.await;
+        } else {
+            // async-nats has no state-change future: look again shortly.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
 
-async fn write(t: Arc<Transport>, mut outbox: Mailbox, mut encoder: FrameEncoder) {
-    let mut batch = Vec::with_capacity(t.config.frame_messages);
+async fn write(t: Arc<Transport>, mut encoder: FrameEncoder) {
+    let mut consumer = t.queue.consumer().await;
+    // Taken from the queue, not yet published: reported not sent if this
+    // task is aborted first (a close whose deadline passed).
+    let mut batch = Unframed::new(
+        &t.shared,
+        &t.counters,
+        Vec::with_capacity(t.config.frame_messages),
+    );
     let mut sequence = 0u64;
     loop {
-        if outbox
-            .recv_many_async(&mut batch, t.config.frame_messages)
+        wait_until_open(&t).await;
+        let max = t.config.frame_messages;
+        if LinkQueue::next(&mut consumer, &mut batch.messages, max)
             .await
             .is_err()
         {
             return;
         }
         // Group by subject, keeping each subject's messages in order.
-        let mut by_subject: Vec<(String, bool, Vec<Message>)> = Vec::new();
-        for m in batch.drain(..) {
+        let mut by_subject: Vec<(String, bool, Unframed<'_>)> = Vec::new();
+        let taken = batch.messages.len() as u64;
+        for m in std::mem::take(&mut batch.messages) {
             let (subject, ack) = route(&t, &m);
             match by_subject.iter_mut().find(|(s, _, _)| *s == subject) {
-                Some((_, _, ms)) => ms.push(m),
-                None => by_subject.push((subject, ack, vec![m])),
+                Some((_, _, held)) => held.messages.push(m),
+                None => by_subject.push((subject, ack, batch.with(vec![m]))),
             }
         }
         for (subject, ack, messages) in by_subject {
             publish(&t, &mut encoder, &subject, ack, messages, &mut sequence).await;
         }
+        t.finished.fetch_add(taken, Ordering::SeqCst);
     }
+}
+
+/// Messages that never left: counted and reported.
+fn not_sent(t: &Transport, messages: Vec<Message>) {
+    t.counters.not_sent(messages.len());
+    t.shared.undeliverable(messages, UndeliveredReason::NotSent);
 }
 
 /// Publishes `messages` as frames of at most `max_payload` bytes (halving
@@ -172,100 +256,64 @@ async fn publish(
     encoder: &mut FrameEncoder,
     subject: &str,
     ack: bool,
-    messages: Vec<Message>,
+    messages: Unframed<'_>,
     sequence: &mut u64,
 ) {
-    let class = if !ack {
-        "broadcast"
-    } else if subject.contains(".group.") {
-        "group"
-    } else {
-        "agent"
-    };
     let mut chunks = VecDeque::from([messages]);
     let mut frame = Vec::new();
-    while let Some(chunk) = chunks.pop_front() {
+    while let Some(mut chunk) = chunks.pop_front() {
         *sequence += 1;
         frame.clear();
-        let info = match encoder.encode_messages(&chunk, *sequence, &mut frame) {
-            Ok(info) => info,
-            Err(_) => {
-                t.report(chunk);
-                continue;
-            }
+        let Ok(info) = encoder.encode_messages(&chunk.messages, *sequence, &mut frame) else {
+            chunk.not_sent();
+            continue;
         };
         let max_payload = t.client.server_info().max_payload.max(1);
         if frame.len() > max_payload {
-            if chunk.len() == 1 {
-                t.report(chunk); // one message larger than the server accepts
+            if chunk.messages.len() == 1 {
+                chunk.not_sent(); // one message larger than the server accepts
             } else {
-                let mut first = chunk;
-                let second = first.split_off(first.len() / 2);
+                let half = chunk.messages.len() / 2;
+                let rest = chunk.messages.split_off(half);
+                let second = chunk.with(rest);
                 chunks.push_front(second);
-                chunks.push_front(first);
+                chunks.push_front(chunk);
             }
             continue;
         }
-        let n = chunk.len() as u64;
+        let chunk_messages = std::mem::take(&mut chunk.messages);
+        let n = chunk_messages.len();
         let payload = Bytes::copy_from_slice(&frame);
-        let result = if ack {
-            let Ok(permit) = t.window.clone().acquire_owned().await else {
-                return;
-            };
-            t.pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(
-                    *sequence,
-                    PendingFrame {
-                        sent: Instant::now(),
-                        messages: chunk,
-                        _permit: permit,
-                    },
-                );
+        // The client's own queue blocks while it is disconnected; give up
+        // after the ack timeout (the command was then not queued).
+        let within = t.config.ack_timeout;
+        let published = if ack {
+            t.pending.insert(*sequence, chunk_messages, info.raw_len);
             let reply = format!("{}.{}", t.ack_prefix, *sequence);
-            let r = t
-                .client
-                .publish_with_reply(subject.to_string(), reply, payload)
-                .await;
-            if r.is_err() {
-                let lost = t
-                    .pending
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(sequence);
-                if let Some(f) = lost {
-                    t.report(f.messages);
-                }
+            let r = tokio::time::timeout(
+                within,
+                t.client
+                    .publish_with_reply(subject.to_string(), reply, payload),
+            )
+            .await;
+            let ok = matches!(r, Ok(Ok(())));
+            if !ok {
+                t.pending.remove(*sequence, |f| not_sent(t, f.messages));
             }
-            r
+            ok
         } else {
-            let r = t.client.publish(subject.to_string(), payload).await;
-            if r.is_err() {
-                t.report(chunk);
+            let r =
+                tokio::time::timeout(within, t.client.publish(subject.to_string(), payload)).await;
+            let ok = matches!(r, Ok(Ok(())));
+            if !ok {
+                not_sent(t, chunk_messages);
             }
-            r
+            ok
         };
-        if result.is_err() {
-            t.counters.publish_errors.fetch_add(1, Ordering::Relaxed);
-            #[cfg(feature = "metrics")]
-            metrics::counter!("hive_nats_publish_errors_total", "reason" => "publish").increment(1);
-            continue;
+        if published {
+            t.counters.frame_sent(n, info.raw_len, info.frame_len);
+        } else {
+            t.counters.rejected("publish");
         }
-        let c = &t.counters;
-        c.frames_sent.fetch_add(1, Ordering::Relaxed);
-        c.messages_sent.fetch_add(n, Ordering::Relaxed);
-        c.bytes_sent
-            .fetch_add(info.frame_len as u64, Ordering::Relaxed);
-        c.raw_bytes_sent
-            .fetch_add(info.raw_len as u64, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        {
-            metrics::counter!("hive_nats_messages_total", "class" => class).increment(n);
-            metrics::counter!("hive_nats_bytes_total", "class" => class)
-                .increment(info.frame_len as u64);
-        }
-        #[cfg(not(feature = "metrics"))]
-        let _ = class;
     }
 }

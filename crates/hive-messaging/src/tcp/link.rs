@@ -1,123 +1,124 @@
-//! One TCP link: a writer, a reader and an announcer task around a socket.
+//! One TCP link: a writer, a reader and an announcer task around a
+//! connection, and the state they share.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use hive_types::{AgentId, HiveError, HiveResult, Message, Recipient};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, Notify};
+use hive_types::{AgentId, HiveError, HiveResult};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use super::TcpConfig;
-use crate::inbox::Inbox;
-use crate::mailbox::Mailbox;
+use super::reader::read_loop;
+use super::security::{Handshake, Role, Stream};
+use super::writer::write_loop;
+use super::{PartialBudget, TcpConfig};
+use crate::registry::LocalChanges;
 use crate::shared::Shared;
-use crate::wire::{Control, FrameBody, FrameDecoder, FrameEncoder, VERSION};
-use crate::UndeliveredReason;
-use crate::{Communicator, Sender};
+use crate::transport::{Counters, InFlight, LinkQueue, TransportStats};
+use crate::wire::{Control, FrameDecoder, FrameEncoder};
+use crate::Communicator;
 
 /// What a link did, returned when it ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LinkReport {
-    /// Message frames written.
-    pub frames_sent: u64,
-    /// Messages written.
-    pub messages_sent: u64,
-    /// Messages the peer acknowledged (accepted into its mailboxes).
-    pub messages_acked: u64,
-    /// Messages received from the peer.
-    pub messages_received: u64,
-    /// Messages reported undeliverable when the link ended: unacknowledged
-    /// frames plus what was still queued.
-    pub undelivered: u64,
-    /// Raw bytes before compression, written.
-    pub raw_bytes: u64,
-    /// Bytes on the wire, headers included, written.
-    pub wire_bytes: u64,
+    /// Its counters: sent, acknowledged, unknown, not sent, received...
+    pub stats: TransportStats,
     /// Why the link ended, if not by a graceful close.
     pub error: Option<String>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+impl LinkReport {
+    /// Messages the link accepted and did not see acknowledged: reported
+    /// unknown or not sent.
+    pub fn undelivered(&self) -> u64 {
+        self.stats.undelivered()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// State the link's tasks share.
-struct Link {
-    shared: Arc<Shared>,
-    inbox: Arc<Inbox>,
-    config: TcpConfig,
-    /// Frames written and not acknowledged, with their messages.
-    unacked: Mutex<VecDeque<(u64, Vec<Message>)>>,
-    acked: Notify,
-    remote_agents: Mutex<HashSet<AgentId>>,
-    frames_sent: AtomicU64,
-    messages_sent: AtomicU64,
-    messages_acked: AtomicU64,
-    messages_received: AtomicU64,
-    raw_bytes: AtomicU64,
-    wire_bytes: AtomicU64,
-    closing: AtomicBool,
+pub(crate) struct LinkState {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) queue: Arc<LinkQueue>,
+    pub(crate) config: TcpConfig,
+    pub(crate) counters: Counters,
+    pub(crate) in_flight: Mutex<InFlight>,
+    /// Acknowledgements arrived, or the handshake completed: the writer
+    /// looks at its window again.
+    pub(crate) progress: Notify,
+    pub(crate) handshake: Mutex<Handshake>,
+    /// The peer passed the handshake: data may flow.
+    pub(crate) ready: AtomicBool,
+    /// Notified when `ready` is set.
+    pub(crate) ready_changed: Notify,
+    pub(crate) remote_agents: Mutex<HashSet<AgentId>>,
+    pub(crate) closing: AtomicBool,
+    pub(crate) budget: Arc<PartialBudget>,
 }
 
 /// A connection to a peer process; see the [module docs](super).
 pub struct TcpLink {
-    link: Arc<Link>,
+    state: Arc<LinkState>,
     peer: SocketAddr,
-    close: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<LinkReport>,
+    close: Mutex<Option<oneshot::Sender<()>>>,
+    report: watch::Receiver<Option<LinkReport>>,
 }
 
 impl TcpLink {
-    /// Starts a link over an established stream (either side of it).
-    pub fn start(comm: &Communicator, stream: TcpStream, config: TcpConfig) -> HiveResult<TcpLink> {
-        stream.set_nodelay(true)?;
-        let peer = stream.peer_addr()?;
+    /// Starts a link over an established (and, with TLS, encrypted)
+    /// connection on the current tokio runtime.
+    pub(crate) fn start(
+        comm: &Communicator,
+        stream: Stream,
+        peer: SocketAddr,
+        config: TcpConfig,
+        role: Role,
+        budget: Arc<PartialBudget>,
+    ) -> HiveResult<TcpLink> {
         let shared = comm.shared().clone();
-        let id = AgentId::random();
-        let inbox = Arc::new(Inbox::new_remote(id, config.write_queue.max(1)));
-        shared.registry.add_route(id, &inbox);
-        let outbox = Mailbox::new(inbox.clone(), shared.clone());
         let mut decoder = FrameDecoder::new(config.limits)?;
         for d in &config.dictionaries {
             decoder.add_dictionary(d)?;
         }
         let encoder = FrameEncoder::new(config.encoder.clone())?;
-        let link = Arc::new(Link {
+        let handshake = Handshake::new(config.security.token.clone(), role)?;
+        let queue = LinkQueue::open(&shared, config.write_queue, config.write_queue_bytes);
+        let state = Arc::new(LinkState {
             shared,
-            inbox,
+            queue,
+            in_flight: Mutex::new(InFlight::new(config.unacked_frames, config.unacked_bytes)),
             config,
-            unacked: Mutex::new(VecDeque::new()),
-            acked: Notify::new(),
+            counters: Counters::new("tcp"),
+            progress: Notify::new(),
+            handshake: Mutex::new(handshake),
+            ready: AtomicBool::new(false),
+            ready_changed: Notify::new(),
             remote_agents: Mutex::new(HashSet::new()),
-            frames_sent: AtomicU64::new(0),
-            messages_sent: AtomicU64::new(0),
-            messages_acked: AtomicU64::new(0),
-            messages_received: AtomicU64::new(0),
-            raw_bytes: AtomicU64::new(0),
-            wire_bytes: AtomicU64::new(0),
             closing: AtomicBool::new(false),
+            budget,
         });
         let (close, close_rx) = oneshot::channel();
-        let done = tokio::spawn(supervise(
-            link.clone(),
+        let (report_tx, report) = watch::channel(None);
+        tokio::spawn(supervise(
+            state.clone(),
             stream,
-            outbox,
             encoder,
             decoder,
             comm.sender(),
             close_rx,
+            report_tx,
         ));
         Ok(TcpLink {
-            link,
+            state,
             peer,
-            close: Some(close),
-            done,
+            close: Mutex::new(Some(close)),
+            report,
         })
     }
 
@@ -128,35 +129,82 @@ impl TcpLink {
 
     /// Agents the peer announced.
     pub fn remote_agents(&self) -> Vec<AgentId> {
-        lock(&self.link.remote_agents).iter().copied().collect()
+        lock(&self.state.remote_agents).iter().copied().collect()
+    }
+
+    /// The link's counters so far.
+    pub fn stats(&self) -> TransportStats {
+        self.state.counters.snapshot()
     }
 
     /// Messages acknowledged by the peer so far.
     pub fn acked(&self) -> u64 {
-        self.link.messages_acked.load(Ordering::Relaxed)
+        self.stats().messages_acked
+    }
+
+    /// Whether the handshake completed (data can flow).
+    pub fn is_ready(&self) -> bool {
+        self.state.ready.load(Ordering::Acquire)
+    }
+
+    /// Waits until the handshake completed; an error if the link ended
+    /// first (the peer refused it) or `within` passed.
+    pub(crate) async fn wait_ready(&self, within: std::time::Duration) -> HiveResult<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut report = self.report.clone();
+        loop {
+            let notified = self.state.ready_changed.notified();
+            if self.is_ready() {
+                return Ok(());
+            }
+            if let Some(r) = report.borrow().clone() {
+                let why = r.error.unwrap_or_else(|| "closed".into());
+                return Err(HiveError::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    format!("the link handshake failed: {why}"),
+                )));
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = report.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(HiveError::Timeout { what: "link handshake", after: within });
+                }
+            }
+        }
     }
 
     /// Whether the link has ended.
     pub fn is_closed(&self) -> bool {
-        self.done.is_finished()
+        self.report.borrow().is_some()
     }
 
     /// Closes gracefully (see the module docs) and reports.
-    pub async fn close(mut self) -> LinkReport {
-        if let Some(close) = self.close.take() {
+    pub async fn close(self) -> LinkReport {
+        self.close_shared().await
+    }
+
+    pub(crate) async fn close_shared(&self) -> LinkReport {
+        if let Some(close) = lock(&self.close).take() {
             let _ = close.send(());
         }
-        self.finished().await
+        self.wait_finished().await
     }
 
     /// Waits until the link ends by itself (the peer closed or failed).
     pub async fn finished(self) -> LinkReport {
-        match self.done.await {
-            Ok(report) => report,
-            Err(e) => LinkReport {
-                error: Some(format!("link task failed: {e}")),
-                ..LinkReport::default()
-            },
+        self.wait_finished().await
+    }
+
+    pub(crate) async fn wait_finished(&self) -> LinkReport {
+        let mut report = self.report.clone();
+        loop {
+            if let Some(r) = report.borrow().clone() {
+                return r;
+            }
+            if report.changed().await.is_err() {
+                return report.borrow().clone().unwrap_or_default();
+            }
         }
     }
 }
@@ -165,36 +213,38 @@ impl fmt::Debug for TcpLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpLink")
             .field("peer", &self.peer)
+            .field("ready", &self.is_ready())
             .field("closed", &self.is_closed())
             .finish()
     }
 }
 
-/// Runs the three tasks until one ends, then tears the link down.
+/// Runs the three tasks until one ends (or a close is asked for), then
+/// accounts for every message and reports.
 async fn supervise(
-    link: Arc<Link>,
-    stream: TcpStream,
-    outbox: Mailbox,
+    state: Arc<LinkState>,
+    stream: Stream,
     encoder: FrameEncoder,
     decoder: FrameDecoder,
-    local: Sender,
+    local: crate::Sender,
     close_rx: oneshot::Receiver<()>,
-) -> LinkReport {
-    let (read, write) = stream.into_split();
-    let (control_tx, control_rx) = mpsc::channel::<Control>(1024);
-    let mut writer = tokio::spawn(write_loop(link.clone(), outbox, write, control_rx, encoder));
+    report: watch::Sender<Option<LinkReport>>,
+) {
+    let (read, write) = tokio::io::split(stream);
+    let (control_tx, control_rx) = mpsc::channel::<Control>(4096);
+    let mut writer = tokio::spawn(write_loop(state.clone(), write, control_rx, encoder));
     let mut reader = tokio::spawn(read_loop(
-        link.clone(),
+        state.clone(),
         read,
         decoder,
         local,
         control_tx.clone(),
     ));
-    let announcer = tokio::spawn(announce(link.clone(), control_tx));
+    let announcer = tokio::spawn(announce(state.clone(), control_tx));
     let error = tokio::select! {
         r = &mut reader => {
             writer.abort();
-            let _ = (&mut writer).await; // its mailbox is dropped (and reported) by now
+            let _ = (&mut writer).await;
             flatten(r).err()
         }
         r = &mut writer => {
@@ -204,13 +254,9 @@ async fn supervise(
         }
         _ = close_rx => {
             // Graceful: no new sends to the peer, flush what senders hold,
-            // stop the queue; the writer drains it and waits for acks.
-            link.closing.store(true, Ordering::SeqCst);
-            link.shared.registry.remove_routes_to(&link.inbox);
-            for core in link.shared.live_senders() {
-                core.flush_all(&link.shared, crate::FlushReason::Close);
-            }
-            link.inbox.close();
+            // close the queue; the writer drains it and waits for acks.
+            state.closing.store(true, Ordering::SeqCst);
+            state.queue.stop_accepting();
             let outcome = flatten((&mut writer).await).err();
             reader.abort();
             let _ = (&mut reader).await;
@@ -218,7 +264,13 @@ async fn supervise(
         }
     };
     announcer.abort();
-    teardown(&link, error)
+    let in_flight = lock(&state.in_flight).drain();
+    state.queue.finish(in_flight, &state.counters).await;
+    lock(&state.remote_agents).clear();
+    let _ = report.send(Some(LinkReport {
+        stats: state.counters.snapshot(),
+        error: error.map(|e| e.to_string()),
+    }));
 }
 
 fn flatten(r: Result<HiveResult<()>, tokio::task::JoinError>) -> HiveResult<()> {
@@ -235,261 +287,45 @@ fn flatten(r: Result<HiveResult<()>, tokio::task::JoinError>) -> HiveResult<()> 
     }
 }
 
-/// Routes gone, queue closed, unacknowledged messages reported.
-fn teardown(link: &Link, error: Option<HiveError>) -> LinkReport {
-    link.shared.registry.remove_routes_to(&link.inbox);
-    link.inbox.close();
-    let unacked: Vec<Message> = lock(&link.unacked).drain(..).flat_map(|(_, m)| m).collect();
-    let mut undelivered = unacked.len() as u64;
-    link.shared
-        .undeliverable(unacked, UndeliveredReason::Unknown);
-    let queued: Vec<Message> = link
-        .inbox
-        .drain()
-        .into_iter()
-        .flat_map(|b| b.messages)
-        .collect();
-    undelivered += queued.len() as u64;
-    link.shared
-        .undeliverable(queued, UndeliveredReason::NotSent);
-    LinkReport {
-        frames_sent: link.frames_sent.load(Ordering::Relaxed),
-        messages_sent: link.messages_sent.load(Ordering::Relaxed),
-        messages_acked: link.messages_acked.load(Ordering::Relaxed),
-        messages_received: link.messages_received.load(Ordering::Relaxed),
-        undelivered,
-        raw_bytes: link.raw_bytes.load(Ordering::Relaxed),
-        wire_bytes: link.wire_bytes.load(Ordering::Relaxed),
-        error: error.map(|e| e.to_string()),
-    }
-}
-
-async fn write_loop(
-    link: Arc<Link>,
-    mut outbox: Mailbox,
-    mut socket: OwnedWriteHalf,
-    mut control: mpsc::Receiver<Control>,
-    mut encoder: FrameEncoder,
-) -> HiveResult<()> {
-    let mut sequence = 0u64;
-    let mut frame = Vec::new();
-    let mut batch = Vec::with_capacity(link.config.frame_messages);
-    let mut controls = vec![Control::Hello { version: VERSION }];
-    let mut control_open = true;
-    loop {
-        if !controls.is_empty() {
-            frame.clear();
-            encoder.encode_control(&controls, 0, &mut frame)?;
-            socket.write_all(&frame).await?;
-            controls.clear();
-        }
-        while lock(&link.unacked).len() >= link.config.unacked_frames.max(1) {
-            let acked = link.acked.notified();
-            if lock(&link.unacked).len() < link.config.unacked_frames.max(1) {
-                break;
-            }
-            acked.await;
-        }
-        tokio::select! {
-            biased;
-            c = control.recv(), if control_open => {
-                match c {
-                    Some(c) => {
-                        controls.push(c);
-                        while let Ok(more) = control.try_recv() {
-                            controls.push(more);
-                        }
-                    }
-                    None => control_open = false,
-                }
-            }
-            r = outbox.recv_many_async(&mut batch, link.config.frame_messages) => {
-                if r.is_err() {
-                    break; // closed and drained: graceful end
-                }
-            }
-        }
-        while !batch.is_empty() {
-            let take = frame_cut(&batch, link.config.frame_bytes);
-            let messages: Vec<Message> = batch.drain(..take).collect();
-            sequence += 1;
-            frame.clear();
-            let info = encoder.encode_messages(&messages, sequence, &mut frame)?;
-            lock(&link.unacked).push_back((sequence, messages));
-            socket.write_all(&frame).await?;
-            link.frames_sent.fetch_add(1, Ordering::Relaxed);
-            link.messages_sent
-                .fetch_add(info.records as u64, Ordering::Relaxed);
-            link.raw_bytes
-                .fetch_add(info.raw_len as u64, Ordering::Relaxed);
-            link.wire_bytes
-                .fetch_add(info.frame_len as u64, Ordering::Relaxed);
-        }
-    }
-    // Graceful close: wait (bounded) for the last acknowledgements.
-    let waited = tokio::time::timeout(link.config.close_timeout, async {
-        loop {
-            let acked = link.acked.notified();
-            if lock(&link.unacked).is_empty() {
-                return;
-            }
-            acked.await;
-        }
-    })
-    .await;
-    let _ = socket.shutdown().await;
-    match waited {
-        Ok(()) => Ok(()),
-        Err(_) => Err(HiveError::Timeout {
-            what: "acknowledgements at close",
-            after: link.config.close_timeout,
-        }),
-    }
-}
-
-/// How many leading messages fit in one frame of at most `bytes` raw bytes
-/// (at least one: a larger message travels alone).
-fn frame_cut(batch: &[Message], bytes: usize) -> usize {
-    let mut total = 0;
-    for (i, m) in batch.iter().enumerate() {
-        total += crate::wire::message_len(m);
-        if total > bytes && i > 0 {
-            return i;
-        }
-    }
-    batch.len()
-}
-
-async fn read_loop(
-    link: Arc<Link>,
-    mut socket: OwnedReadHalf,
-    mut decoder: FrameDecoder,
-    local: Sender,
-    control: mpsc::Sender<Control>,
-) -> HiveResult<()> {
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    loop {
-        let need = decoder.frame_len(&buf)?;
-        match need {
-            Some(len) if buf.len() >= len => {
-                let decoded = decoder.decode(buf.get(..len).unwrap_or(&[]))?;
-                buf.drain(..len);
-                match decoded.body {
-                    FrameBody::Messages(messages) => {
-                        deliver(&link, &local, messages).await;
-                        if control.send(Control::Ack(decoded.sequence)).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                    FrameBody::Control(records) => handle_control(&link, records)?,
-                }
-            }
-            _ => {
-                buf.reserve(64 * 1024);
-                if socket.read_buf(&mut buf).await? == 0 {
-                    return if buf.is_empty() {
-                        Err(HiveError::Io(std::io::Error::new(
-                            std::io::ErrorKind::ConnectionAborted,
-                            "peer closed the connection",
-                        )))
-                    } else {
-                        Err(HiveError::InvalidFrame(hive_types::FrameError::Truncated {
-                            needed: need.unwrap_or(crate::wire::HEADER_LEN) as u64,
-                            available: buf.len() as u64,
-                        }))
-                    };
-                }
-            }
-        }
-    }
-}
-
-/// Hands received messages to local mailboxes only; what cannot be
-/// delivered here is reported on this side.
-async fn deliver(link: &Link, local: &Sender, messages: Vec<Message>) {
-    link.messages_received
-        .fetch_add(messages.len() as u64, Ordering::Relaxed);
-    for m in messages {
-        match m.recipient {
-            Recipient::Agent(to) => match link.shared.registry.get(&to) {
-                Some(inbox) if !inbox.remote => {
-                    if let Err(refused) = local.send_to_async(to, m).await {
-                        link.shared
-                            .undeliverable([refused.into_inner()], UndeliveredReason::NoRecipient);
-                    }
-                }
-                _ => link
-                    .shared
-                    .undeliverable([m], UndeliveredReason::NoRecipient),
-            },
-            Recipient::Broadcast => {
-                for inbox in link.shared.registry.inboxes() {
-                    if inbox.remote || inbox.agent == m.sender {
-                        continue;
-                    }
-                    if let Err(refused) = local.send_to_async(inbox.agent, m.clone()).await {
-                        link.shared
-                            .undeliverable([refused.into_inner()], UndeliveredReason::NoRecipient);
-                    }
-                }
-            }
-        }
-    }
-    local.flush();
-}
-
-fn handle_control(link: &Link, records: Vec<Control>) -> HiveResult<()> {
-    for c in records {
-        match c {
-            Control::Hosts(agent) => {
-                if !link.closing.load(Ordering::SeqCst)
-                    && link.shared.registry.add_route(agent, &link.inbox)
-                {
-                    lock(&link.remote_agents).insert(agent);
-                }
-            }
-            Control::Leaves(agent) => {
-                link.shared.registry.remove_route(&agent, &link.inbox);
-                lock(&link.remote_agents).remove(&agent);
-            }
-            Control::Ack(sequence) => {
-                let mut unacked = lock(&link.unacked);
-                while unacked.front().is_some_and(|(s, _)| *s <= sequence) {
-                    if let Some((_, messages)) = unacked.pop_front() {
-                        link.messages_acked
-                            .fetch_add(messages.len() as u64, Ordering::Relaxed);
-                    }
-                }
-                drop(unacked);
-                link.acked.notify_one();
-            }
-            Control::Hello { version } => {
-                if version < 1 {
-                    return Err(hive_types::FrameError::UnsupportedVersion(version).into());
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Tells the peer which agents this process hosts, as that changes.
-async fn announce(link: Arc<Link>, control: mpsc::Sender<Control>) {
+/// Tells the peer which agents this process hosts, as that changes: from
+/// the registry's log of local changes (a full comparison only when it fell
+/// too far behind).
+async fn announce(state: Arc<LinkState>, control: mpsc::Sender<Control>) {
+    let registry = &state.shared.registry;
     let mut announced: HashSet<AgentId> = HashSet::new();
+    let mut cursor: u64;
+    let mut changes = LocalChanges::Resync(registry.local_sequence());
     loop {
-        let changed = link.shared.registry.changed.listen();
-        let now: HashSet<AgentId> = link.shared.registry.local_agents().into_iter().collect();
-        for a in now.difference(&announced) {
-            if control.send(Control::Hosts(*a)).await.is_err() {
+        let listener = registry.locals_changed.listen();
+        let mut out = Vec::new();
+        match changes {
+            LocalChanges::Since(list, next) => {
+                for (agent, joined) in list {
+                    match joined {
+                        true if announced.insert(agent) => out.push(Control::Hosts(agent)),
+                        false if announced.remove(&agent) => out.push(Control::Leaves(agent)),
+                        _ => {}
+                    }
+                }
+                cursor = next;
+            }
+            LocalChanges::Resync(next) => {
+                let now: HashSet<AgentId> = registry.local_agents().into_iter().collect();
+                out.extend(now.difference(&announced).map(|a| Control::Hosts(*a)));
+                out.extend(announced.difference(&now).map(|a| Control::Leaves(*a)));
+                announced = now;
+                cursor = next;
+            }
+        }
+        for c in out {
+            if control.send(c).await.is_err() {
                 return;
             }
         }
-        for a in announced.difference(&now) {
-            if control.send(Control::Leaves(*a)).await.is_err() {
-                return;
-            }
+        if matches!(registry.local_changes_since(cursor), LocalChanges::Since(ref l, _) if l.is_empty())
+        {
+            listener.await;
         }
-        announced = now;
-        changed.await;
+        changes = registry.local_changes_since(cursor);
     }
 }

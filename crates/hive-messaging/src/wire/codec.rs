@@ -202,7 +202,8 @@ impl FrameEncoder {
         let mut codec = Codec::None;
         if raw.len() >= self.config.threshold && self.config.codec != Codec::None {
             self.compress(raw, &mut encoded)?;
-            let within = (encoded.len() as u64).saturating_mul(u64::from(self.config.max_expansion))
+            let within = (encoded.len() as u64)
+                .saturating_mul(u64::from(self.config.max_expansion))
                 >= raw.len() as u64;
             if encoded.len() < raw.len() && within {
                 codec = self.config.codec;
@@ -392,7 +393,8 @@ impl FrameDecoder {
                 self.limits.max_records as usize,
             ));
         }
-        let most = u64::from(header.encoded_len).saturating_mul(u64::from(self.limits.max_expansion));
+        let most =
+            u64::from(header.encoded_len).saturating_mul(u64::from(self.limits.max_expansion));
         if header.codec != Codec::None && u64::from(header.raw_len) > most {
             return Err(HiveError::LimitExceeded {
                 limit: "decoded bytes per encoded byte",
@@ -498,7 +500,9 @@ fn single_zstd_frame(body: &[u8]) -> HiveResult<()> {
     }
     match zstd::zstd_safe::find_frame_compressed_size(body) {
         Ok(n) if n == body.len() => Ok(()),
-        Ok(_) => Err(one("bytes after the zstd frame (one frame, nothing after it)")),
+        Ok(_) => Err(one(
+            "bytes after the zstd frame (one frame, nothing after it)",
+        )),
         Err(_) => Err(one("the zstd frame is malformed")),
     }
 }
