@@ -339,7 +339,7 @@ fn overload_memory(_: &mut Criterion) {
         peak = peak.max(heap_bytes());
     }
     let hive_growth = peak - before;
-    b.shutdown_now();
+    b.shutdown_now().unwrap();
     drop(b);
     let pool = rayon_pool();
     let before = heap_bytes();

@@ -245,7 +245,7 @@ impl Balancer {
             class: p,
             enqueued: Instant::now(),
         };
-        self.shared.place(task);
+        self.shared.submit(task);
         Ok(())
     }
 
@@ -275,21 +275,39 @@ impl Balancer {
 
     /// Stops accepting work, runs everything already accepted, then stops
     /// the workers and waits for their threads.
-    pub fn shutdown(&self) {
+    ///
+    /// From one of this balancer's own tasks it would wait for itself:
+    /// that is [`HiveError::WouldDeadlock`](hive_types::HiveError::WouldDeadlock)
+    /// (use [`shutdown_timeout`](Self::shutdown_timeout) there).
+    pub fn shutdown(&self) -> HiveResult<()> {
+        self.refuse_from_own_worker("Balancer::shutdown")?;
         self.shared.advance(RunState::Draining);
+        self.shared.wait_for_submissions();
         self.shared.wake_all();
         self.join_all();
+        Ok(())
     }
 
     /// Stops accepting work, resolves every queued task's handle as
     /// [`HiveError::Cancelled`](hive_types::HiveError::Cancelled), waits for running tasks, stops the workers.
-    /// Returns how many tasks were cancelled.
-    pub fn shutdown_now(&self) -> usize {
+    /// Returns how many tasks were cancelled (also counted per class in
+    /// [`stats`](Self::stats)). Refused like [`shutdown`](Self::shutdown)
+    /// from the balancer's own tasks.
+    pub fn shutdown_now(&self) -> HiveResult<usize> {
+        self.refuse_from_own_worker("Balancer::shutdown_now")?;
         self.shared.advance(RunState::Stopping);
+        self.shared.wait_for_submissions();
         let cancelled = self.shared.cancel_queued();
         self.shared.wake_all();
         self.join_all();
-        cancelled
+        Ok(cancelled)
+    }
+
+    fn refuse_from_own_worker(&self, what: &'static str) -> HiveResult<()> {
+        if crate::worker::runs_on(&self.shared) {
+            return Err(hive_types::HiveError::WouldDeadlock { what });
+        }
+        Ok(())
     }
 
     /// Like [`shutdown`](Self::shutdown), waiting at most `timeout` for
@@ -299,6 +317,7 @@ impl Balancer {
     /// balancer's own tasks: that worker is not waited for.
     pub fn shutdown_timeout(&self, timeout: Duration) -> bool {
         self.shared.advance(RunState::Draining);
+        self.shared.wait_for_submissions();
         self.shared.wake_all();
         let deadline = Instant::now() + timeout;
         let me = std::thread::current().id();
@@ -356,11 +375,14 @@ impl Balancer {
 }
 
 impl Drop for Balancer {
-    /// Cancels what is queued and tells the workers to stop after their
-    /// current task, without waiting for them: dropping never hangs.
+    /// Cancels what is queued (counted as cancelled in the stats and the
+    /// `hive_cpu_tasks_cancelled_total` metric) and tells the workers
+    /// to stop after their current task, without waiting for them:
+    /// dropping never hangs.
     fn drop(&mut self) {
         if self.shared.advance(RunState::Stopping) != RunState::Stopping {
-            self.shared.cancel_queued();
+            self.shared.wait_for_submissions();
+            self.shared.cancel_queued(); // counted per class as cancelled
         }
         self.shared.wake_all();
         for h in self
@@ -382,5 +404,57 @@ impl fmt::Debug for Balancer {
             .field("queued", &self.queued())
             .field("state", &self.shared.run_state())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{mpsc, Mutex};
+
+    #[test]
+    fn a_retiring_worker_hands_its_queue_back_instead_of_working_it_off() {
+        let config = BalancerConfig::default()
+            .workers(1, 2)
+            .monitor_interval(None);
+        let balancer = Balancer::new(config).unwrap();
+        assert!(balancer.shared.add_worker().unwrap());
+        // Occupy both workers, then queue work on both.
+        let (release, rx) = mpsc::channel::<()>();
+        let rx = Arc::new(Mutex::new(rx));
+        let started = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let (rx, started) = (rx.clone(), started.clone());
+            balancer
+                .spawn(Priority::Critical, move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = rx.lock().unwrap().recv();
+                })
+                .unwrap();
+        }
+        while started.load(Ordering::SeqCst) < 2 {
+            std::thread::yield_now();
+        }
+        let handles: Vec<_> = (0..200)
+            .map(|i| balancer.submit(Priority::Low, move || i).unwrap())
+            .collect();
+        let second = &balancer.shared.workers[1];
+        assert!(second.load.queued.load(Ordering::SeqCst) > 0);
+        assert!(balancer.shared.retire_worker());
+        drop(release);
+        for (i, h) in handles.into_iter().enumerate() {
+            assert_eq!(h.join().unwrap(), i);
+        }
+        while second.started.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let stats = balancer.stats();
+        let retired = stats.workers.iter().find(|w| w.index == 1).unwrap();
+        assert_eq!(
+            (retired.active, retired.completed),
+            (false, 1),
+            "it ran only its blocked task and handed the rest back"
+        );
     }
 }

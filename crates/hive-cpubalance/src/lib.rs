@@ -15,9 +15,10 @@
 //!   scales between `min_workers` (cores) and `max_workers` (4 x cores); a
 //!   retiring worker hands its queue back, so no task is lost.
 //! - **Faults**: a panicking task resolves its handle with
-//!   `HiveError::TaskPanicked` and the worker lives on. `shutdown` runs
-//!   everything accepted; `shutdown_now` resolves queued handles as
-//!   `Cancelled`; dropping the balancer never hangs.
+//!   `HiveError::TaskPanicked` and the worker lives on (a dead worker thread
+//!   is replaced). `shutdown` runs everything accepted, including submits
+//!   racing it; `shutdown_now` resolves queued handles as `Cancelled`
+//!   (counted per class); dropping the balancer never hangs.
 //!
 //! ```
 //! use hive_cpubalance::{Balancer, BalancerConfig};
@@ -31,7 +32,7 @@
 //!
 //! let oops = balancer.submit(Priority::Low, || -> u32 { panic!("bad input") })?;
 //! assert!(oops.join().is_err()); // contained; the workers carry on
-//! balancer.shutdown();
+//! balancer.shutdown()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

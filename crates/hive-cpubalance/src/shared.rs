@@ -33,6 +33,8 @@ pub(crate) struct Class {
     pub(crate) queued: CachePadded<AtomicUsize>,
     pub(crate) submitted: CachePadded<AtomicU64>,
     pub(crate) rejected: AtomicU64,
+    /// Tasks accepted and then cancelled unrun (shutdown_now, drop).
+    pub(crate) cancelled: AtomicU64,
     pub(crate) capacity: usize,
     pub(crate) not_full: Event,
 }
@@ -49,13 +51,14 @@ pub(crate) struct Shared {
     critical: CachePadded<Mutex<VecDeque<Task>>>,
     critical_len: CachePadded<AtomicUsize>,
     state: AtomicU8,
+    /// Submissions past their run-state check and not yet placed: shutdown
+    /// waits for them, so an accepted task is never stranded.
+    gate: CachePadded<AtomicUsize>,
     pub(crate) sleepers: AtomicUsize,
     pub(crate) scale_ups: AtomicU64,
     pub(crate) scale_downs: AtomicU64,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) monitor: Mutex<MonitorState>,
-    /// Sum of class capacities, for each worker's share in the score.
-    total_capacity: usize,
     /// Next worker for round-robin placement (`load_aware: false`).
     next_worker: AtomicUsize,
 }
@@ -66,13 +69,13 @@ impl Shared {
             queued: CachePadded::new(AtomicUsize::new(0)),
             submitted: CachePadded::new(AtomicU64::new(0)),
             rejected: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
             capacity: config.queue_capacity.get(i).copied().unwrap_or(1),
             not_full: Event::new(),
         });
         let workers = (0..config.max_workers)
             .map(|i| Arc::new(Worker::new(i)))
             .collect();
-        let total_capacity = config.queue_capacity.iter().sum();
         Arc::new(Shared {
             epoch: Instant::now(),
             workers,
@@ -81,12 +84,12 @@ impl Shared {
             critical: CachePadded::new(Mutex::new(VecDeque::new())),
             critical_len: CachePadded::new(AtomicUsize::new(0)),
             state: AtomicU8::new(RunState::Running as u8),
+            gate: CachePadded::new(AtomicUsize::new(0)),
             sleepers: AtomicUsize::new(0),
             scale_ups: AtomicU64::new(0),
             scale_downs: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
             monitor: Mutex::new(MonitorState::new(config.max_workers)),
-            total_capacity,
             next_worker: AtomicUsize::new(0),
             config,
         })
@@ -142,16 +145,22 @@ impl Shared {
             .unwrap_or(Duration::from_millis(50))
     }
 
-    /// Reserves room for one task of class `p`.
+    /// Reserves room for one task of class `p`. On success the caller is
+    /// inside the submission gate and must [`place`](Self::place) the task.
     #[inline]
     pub(crate) fn try_reserve(&self, p: Priority) -> HiveResult<()> {
+        // Enter the gate before looking at the run state: a shutdown that
+        // sets the state after this check waits for the placement.
+        self.gate.fetch_add(1, Ordering::SeqCst);
         if self.run_state() != RunState::Running {
+            self.gate.fetch_sub(1, Ordering::SeqCst);
             return Err(HiveError::Closed { what: "balancer" });
         }
         let class = self.class(p);
         let mut used = class.queued.load(Ordering::Relaxed);
         loop {
             if used >= class.capacity {
+                self.gate.fetch_sub(1, Ordering::SeqCst);
                 return Err(HiveError::Full {
                     what: "task queue",
                     capacity: class.capacity,
@@ -166,6 +175,20 @@ impl Shared {
                 Ok(_) => return Ok(()),
                 Err(now) => used = now,
             }
+        }
+    }
+
+    /// Whether a submission is between its run-state check and its
+    /// placement.
+    pub(crate) fn submissions_in_flight(&self) -> bool {
+        self.gate.load(Ordering::SeqCst) > 0
+    }
+
+    /// Waits (briefly: placing never blocks) until every submission that
+    /// passed its run-state check has placed its task.
+    pub(crate) fn wait_for_submissions(&self) {
+        while self.submissions_in_flight() {
+            std::thread::yield_now();
         }
     }
 
@@ -265,6 +288,13 @@ impl Shared {
         class.not_full.notify(1);
     }
 
+    /// Places a submitted task (its room reserved by
+    /// [`try_reserve`](Self::try_reserve)) and leaves the submission gate.
+    pub(crate) fn submit(&self, task: Task) {
+        self.place(task);
+        self.gate.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Puts a task (whose room is reserved) on the better of two randomly
     /// chosen active workers, by the document's score over live counters.
     pub(crate) fn place(&self, task: Task) {
@@ -283,7 +313,12 @@ impl Shared {
                 .active
                 .load(Ordering::Acquire)
                 .clamp(1, self.workers.len().max(1));
-            let share = (self.total_capacity as f64 / active as f64).max(1.0);
+            // The queue term compares a worker's queue with the mean over
+            // the active workers (Critical tasks wait in their own queue).
+            let waiting = self
+                .total_queued()
+                .saturating_sub(self.critical_len.load(Ordering::Relaxed));
+            let share = waiting as f64 / active as f64;
             let (a, b) = if self.config.load_aware {
                 (fastrand::usize(..active), fastrand::usize(..active))
             } else {
@@ -369,6 +404,22 @@ impl Shared {
         }
         worker.retire.store(false, Ordering::Release);
         worker.queues().accepting = true;
+        let started = self.start_slot(index)?;
+        if started {
+            self.active.store(index + 1, Ordering::Release);
+        }
+        Ok(started)
+    }
+
+    /// Starts a thread for slot `index` (a new worker, or one replacing a
+    /// thread that died).
+    pub(crate) fn start_slot(self: &Arc<Self>, index: usize) -> HiveResult<bool> {
+        let Some(worker) = self.workers.get(index) else {
+            return Ok(false);
+        };
+        if self.run_state() == RunState::Stopping {
+            return Ok(false);
+        }
         worker.started.store(true, Ordering::Release);
         let (shared, me) = (self.clone(), worker.clone());
         let spawned = std::thread::Builder::new()
@@ -380,7 +431,6 @@ impl Shared {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(handle);
-                self.active.store(index + 1, Ordering::Release);
                 Ok(true)
             }
             Err(e) => {
@@ -409,19 +459,25 @@ impl Shared {
     /// Cancels every queued task (their handles resolve as cancelled).
     pub(crate) fn cancel_queued(&self) -> usize {
         let mut cancelled = 0;
+        let mut tasks = Vec::new();
         while let Some(task) = self.pop_critical() {
-            self.release_slot(task.class);
-            task.job.cancel();
-            cancelled += 1;
+            tasks.push(task);
         }
         for worker in self.workers.iter() {
-            let tasks = worker.queues().drain();
-            worker.load.queued.fetch_sub(tasks.len(), Ordering::AcqRel);
-            for task in tasks {
-                self.release_slot(task.class);
-                task.job.cancel();
-                cancelled += 1;
-            }
+            let queued = worker.queues().drain();
+            worker.load.queued.fetch_sub(queued.len(), Ordering::AcqRel);
+            tasks.extend(queued);
+        }
+        for task in tasks {
+            self.release_slot(task.class);
+            self.class(task.class)
+                .cancelled
+                .fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            metrics::counter!("hive_cpu_tasks_cancelled_total", "class" => task.class.as_str())
+                .increment(1);
+            task.job.cancel();
+            cancelled += 1;
         }
         cancelled
     }
@@ -430,5 +486,78 @@ impl Shared {
         for worker in self.workers.iter() {
             worker.unpark();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::Job;
+
+    struct Noop;
+    impl Job for Noop {
+        fn run(self: Box<Self>) -> bool {
+            false
+        }
+        fn cancel(self: Box<Self>) {}
+    }
+
+    /// A balancer's shared state with `n` active slots and no threads.
+    fn two_workers() -> Arc<Shared> {
+        let shared = Shared::new(BalancerConfig::default().workers(2, 2));
+        shared.active.store(2, Ordering::Release);
+        shared
+    }
+
+    fn place_normal(shared: &Shared, n: usize) {
+        for _ in 0..n {
+            shared.try_reserve(Priority::Normal).unwrap();
+            shared.submit(Task {
+                job: Box::new(Noop),
+                class: Priority::Normal,
+                enqueued: Instant::now(),
+            });
+        }
+    }
+
+    fn set_load(w: &Worker, running: bool, sampled: f64, queued: usize) {
+        w.load.running.store(running, Ordering::Relaxed);
+        w.sampled_load.store(sampled.to_bits(), Ordering::Relaxed);
+        w.load.queued.store(queued, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn the_queue_term_moves_with_the_queue_against_the_mean() {
+        let w = Worker::new(0);
+        set_load(&w, true, 0.8, 0);
+        let empty = w.score(10.0);
+        w.load.queued.store(10, Ordering::Relaxed);
+        let at_mean = w.score(10.0);
+        w.load.queued.store(100, Ordering::Relaxed);
+        let far_above = w.score(10.0);
+        assert!(empty < at_mean && at_mean < far_above);
+        assert!((at_mean - empty - 0.3 * 10.0 / 21.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn placement_avoids_a_long_queue_on_a_slightly_less_busy_worker() {
+        let shared = two_workers();
+        let (a, b) = (&shared.workers[0], &shared.workers[1]);
+        // Both run a task; b was a little less busy but holds 100 tasks.
+        // Two random choices of two workers: when they differ the better
+        // one wins, so it gets about three quarters of the placements (one
+        // quarter if the score ignored b's queue).
+        let mut to_a = 0;
+        for _ in 0..400 {
+            set_load(a, true, 0.9, 0);
+            set_load(b, true, 0.8, 100);
+            shared
+                .class(Priority::Normal)
+                .queued
+                .store(100, Ordering::Relaxed);
+            place_normal(&shared, 1);
+            to_a += a.load.queued.load(Ordering::Relaxed);
+        }
+        assert!(to_a >= 240, "{to_a} of 400 went to the short queue");
     }
 }

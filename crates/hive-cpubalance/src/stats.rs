@@ -38,6 +38,9 @@ pub struct ClassStats {
     pub completed: u64,
     /// Submissions refused for lack of room.
     pub rejected: u64,
+    /// Tasks accepted and cancelled unrun (`shutdown_now`, or the balancer
+    /// dropped with work queued).
+    pub cancelled: u64,
     /// Tasks waiting now.
     pub queued: usize,
     /// Time from submission to start, in nanoseconds.
@@ -128,6 +131,7 @@ pub(crate) fn snapshot(shared: &Shared) -> BalancerStats {
                 submitted: class.submitted.load(Ordering::Relaxed),
                 completed,
                 rejected: class.rejected.load(Ordering::Relaxed),
+                cancelled: class.cancelled.load(Ordering::Relaxed),
                 queued: class.queued.load(Ordering::Relaxed),
                 queue_wait_ns: wait,
             }
@@ -208,6 +212,10 @@ fn describe() {
         "Submissions refused for lack of room, by class"
     );
     metrics::describe_gauge!("hive_cpu_queued_tasks", "Tasks waiting, by class");
+    metrics::describe_counter!(
+        "hive_cpu_tasks_cancelled_total",
+        "Tasks accepted and cancelled unrun at shutdown, by class"
+    );
     metrics::describe_gauge!(
         "hive_cpu_queue_wait_p50_seconds",
         metrics::Unit::Seconds,

@@ -33,9 +33,23 @@ pub(crate) struct Detached<F>(pub(crate) F);
 
 impl<F: FnOnce() + Send> Job for Detached<F> {
     fn run(self: Box<Self>) -> bool {
-        catch_unwind(AssertUnwindSafe(self.0)).is_err()
+        match catch_unwind(AssertUnwindSafe(self.0)) {
+            Ok(()) => false,
+            Err(payload) => {
+                drop_payload(payload);
+                true
+            }
+        }
     }
     fn cancel(self: Box<Self>) {}
+}
+
+/// Drops a panic payload whose own `drop` may panic: that second panic is
+/// caught and its payload leaked, so the worker thread lives on.
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
 }
 
 /// Work whose result goes to a [`TaskHandle`].
@@ -47,12 +61,18 @@ pub(crate) struct WithHandle<F, R> {
 impl<F: FnOnce() -> R + Send, R: Send> Job for WithHandle<F, R> {
     fn run(self: Box<Self>) -> bool {
         let WithHandle { f, state } = *self;
-        let outcome = catch_unwind(AssertUnwindSafe(f));
-        let panicked = outcome.is_err();
-        state.resolve(outcome.map_err(|p| HiveError::TaskPanicked {
-            message: panic_message(&*p),
-        }));
-        panicked
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(value) => {
+                state.resolve(Ok(value));
+                false
+            }
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                drop_payload(payload);
+                state.resolve(Err(HiveError::TaskPanicked { message }));
+                true
+            }
+        }
     }
 
     fn cancel(self: Box<Self>) {

@@ -193,8 +193,11 @@ impl Worker {
         }
     }
 
-    /// The document's score, from live counters: lower is better.
-    pub(crate) fn score(&self, capacity_share: f64) -> f64 {
+    /// The document's score, from live counters: lower is better. Load
+    /// (running now, and busy in the last interval) weighs 0.7; the queue
+    /// 0.3, as the queue's length against the mean over active workers
+    /// (`mean_queued`): 0 when empty, 0.5 at the mean, towards 1 above.
+    pub(crate) fn score(&self, mean_queued: f64) -> f64 {
         let running = if self.load.running.load(Ordering::Relaxed) {
             1.0
         } else {
@@ -202,7 +205,8 @@ impl Worker {
         };
         let sampled = f64::from_bits(self.sampled_load.load(Ordering::Relaxed));
         let load = 0.5 * running + 0.5 * sampled;
-        let fill = (self.load.queued.load(Ordering::Relaxed) as f64 / capacity_share).min(1.0);
+        let queued = self.load.queued.load(Ordering::Relaxed) as f64;
+        let fill = queued / (queued + mean_queued + 1.0);
         load * 0.7 + fill * 0.3
     }
 
@@ -239,12 +243,48 @@ impl Worker {
     }
 }
 
+std::thread_local! {
+    /// The balancer whose worker this thread is (its `Shared`'s address).
+    static OWNER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether the calling thread is one of `shared`'s workers.
+pub(crate) fn runs_on(shared: &Shared) -> bool {
+    OWNER.with(|o| o.get() == std::ptr::from_ref(shared) as usize)
+}
+
+/// Replaces a worker whose thread dies by a panic outside any task (a
+/// task's own panics are caught): the slot is started again.
+struct Respawn<'a> {
+    shared: &'a Arc<Shared>,
+    me: &'a Arc<Worker>,
+}
+
+impl Drop for Respawn<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.me.started.store(false, Ordering::Release);
+            let _ = self.shared.start_slot(self.me.index);
+        }
+    }
+}
+
 /// The worker thread.
 pub(crate) fn run(shared: Arc<Shared>, me: Arc<Worker>) {
     *me.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
+    OWNER.with(|o| o.set(Arc::as_ptr(&shared) as usize));
+    let _respawn = Respawn {
+        shared: &shared,
+        me: &me,
+    };
     let mut rng = fastrand::Rng::new();
     me.begin_busy(&shared);
     loop {
+        // A retiring worker hands its queue back rather than working it off.
+        if me.retire.load(Ordering::Acquire) {
+            retire(&shared, &me);
+            break;
+        }
         let mut now = LazyNow::new();
         let (aging, weights) = (shared.config.aging_threshold, shared.config.weights);
         let task = shared
@@ -255,13 +295,12 @@ pub(crate) fn run(shared: Arc<Shared>, me: Arc<Worker>) {
             execute(&shared, &me, task, &mut now);
             continue;
         }
-        if me.retire.load(Ordering::Acquire) {
-            retire(&shared, &me);
-            break;
-        }
         match shared.run_state() {
             RunState::Stopping => break,
-            RunState::Draining if shared.total_queued() == 0 => break,
+            // Submissions still being placed count as queued work.
+            RunState::Draining if !shared.submissions_in_flight() && shared.total_queued() == 0 => {
+                break
+            }
             _ => {}
         }
         if spin_for_work(&shared, &me) {

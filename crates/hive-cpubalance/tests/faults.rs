@@ -79,7 +79,7 @@ fn shutdown_runs_everything_accepted() {
         std::thread::sleep(Duration::from_millis(20));
         drop(release);
     });
-    balancer.shutdown();
+    balancer.shutdown().unwrap();
     closer.join().unwrap();
     for (i, h) in handles.into_iter().enumerate() {
         assert_eq!(h.join().unwrap(), i);
@@ -99,7 +99,7 @@ fn shutdown_now_resolves_every_handle() {
         std::thread::sleep(Duration::from_millis(20));
         drop(release);
     });
-    let cancelled = balancer.shutdown_now();
+    let cancelled = balancer.shutdown_now().unwrap();
     closer.join().unwrap();
     assert_eq!(cancelled, 200);
     for h in handles {
@@ -172,42 +172,36 @@ fn scales_up_under_blocking_tasks_and_back_down_when_idle() {
     assert_eq!((stats.scale_ups, stats.scale_downs), (2, 2));
 }
 
-#[test]
-fn a_retiring_worker_hands_its_queue_back() {
-    let mut cfg = config(1, 2);
-    cfg.scale_down_after = 1;
-    let balancer = Arc::new(Balancer::new(cfg).unwrap());
-    // Grow to two workers with a blocked task.
-    let (tx, rx) = mpsc::channel::<()>();
-    let blocker = balancer
-        .submit(Priority::High, move || {
-            let _ = rx.recv();
-        })
-        .unwrap();
-    balancer.rebalance();
-    std::thread::sleep(Duration::from_millis(20));
-    balancer.submit(Priority::Low, || ()).unwrap(); // queued, nothing completes
-    assert_eq!(balancer.rebalance(), ScaleDecision::Added);
-    // Fill both workers' queues, then retire the second while work waits.
-    let done = Arc::new(AtomicUsize::new(0));
-    let handles: Vec<_> = (0..2000)
-        .map(|_| {
-            let done = done.clone();
-            balancer
-                .submit(Priority::Low, move || {
-                    done.fetch_add(1, Ordering::SeqCst);
-                })
-                .unwrap()
-        })
-        .collect();
-    drop(tx);
-    blocker.join().unwrap();
-    for h in handles {
-        h.join().unwrap();
+/// A panic payload that panics again when it is dropped.
+struct Nasty;
+
+impl Drop for Nasty {
+    fn drop(&mut self) {
+        panic!("the payload's drop panics too");
     }
-    assert_eq!(
-        done.load(Ordering::SeqCst),
-        2000,
-        "every task ran, retiring or not"
+}
+
+#[test]
+fn a_panic_payload_that_panics_on_drop_does_not_kill_the_worker() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let balancer = Balancer::new(config(1, 1)).unwrap();
+    let handle = balancer
+        .submit(Priority::Normal, || -> u32 { std::panic::panic_any(Nasty) })
+        .unwrap();
+    let outcome = handle.join_timeout(Duration::from_secs(10));
+    assert!(
+        matches!(outcome, Ok(Err(HiveError::TaskPanicked { .. }))),
+        "the handle resolves"
     );
+    balancer
+        .spawn(Priority::Normal, || std::panic::panic_any(Nasty))
+        .unwrap();
+    // The one worker still runs tasks.
+    let after = balancer.submit(Priority::Normal, || 7).unwrap();
+    assert!(matches!(
+        after.join_timeout(Duration::from_secs(10)),
+        Ok(Ok(7))
+    ));
+    assert_eq!(balancer.stats().panics, 2);
+    let _ = std::panic::take_hook();
 }

@@ -7,7 +7,7 @@
     clippy::panic
 )]
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -68,7 +68,7 @@ fn every_accepted_task_runs_exactly_once() {
     for s in submitters {
         s.join().unwrap();
     }
-    balancer.shutdown();
+    balancer.shutdown().unwrap();
     let ran_twice = runs
         .iter()
         .filter(|r| r.load(Ordering::Relaxed) > 1)
@@ -130,37 +130,33 @@ fn critical_starts_before_queued_low() {
 }
 
 #[test]
-fn low_work_completes_under_a_continuous_high_flood() {
-    let balancer =
-        Arc::new(Balancer::new(config(1).aging_threshold(Duration::from_millis(20))).unwrap());
-    let flooding = Arc::new(AtomicBool::new(true));
-    let flood = {
-        let (balancer, flooding) = (balancer.clone(), flooding.clone());
-        std::thread::spawn(move || {
-            while flooding.load(Ordering::SeqCst) {
-                let _ = balancer.try_spawn(Priority::High, || {
-                    std::thread::sleep(Duration::from_micros(200))
-                });
-                let _ = balancer.try_spawn(Priority::Normal, || {
-                    std::thread::sleep(Duration::from_micros(200))
-                });
-            }
-        })
-    };
-    std::thread::sleep(Duration::from_millis(50)); // the flood is on
-    let during = flooding.clone();
+fn a_low_task_past_the_aging_threshold_overtakes_a_long_high_queue() {
+    // Weights alone would run all 300 High tasks before the Low one.
+    let mut cfg = config(1).aging_threshold(Duration::from_millis(20));
+    cfg.weights = [1000, 1, 1];
+    let balancer = Balancer::new(cfg).unwrap();
+    let (release, _blocked) = block_workers(&balancer, 1);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..300u32 {
+        let order = order.clone();
+        balancer
+            .spawn(Priority::High, move || order.lock().unwrap().push(i))
+            .unwrap();
+    }
+    let o = order.clone();
     let low = balancer
-        .submit(Priority::Low, move || during.load(Ordering::SeqCst))
+        .submit(Priority::Low, move || o.lock().unwrap().push(u32::MAX))
         .unwrap();
-    let ran_during_flood = low
-        .join_timeout(Duration::from_secs(20))
-        .expect("low task finished");
-    flooding.store(false, Ordering::SeqCst);
-    flood.join().unwrap();
-    assert!(
-        ran_during_flood.unwrap(),
-        "the low task ran while the flood went on"
-    );
+    std::thread::sleep(Duration::from_millis(40)); // it waits past the threshold
+    drop(release);
+    low.join().unwrap();
+    let at = order
+        .lock()
+        .unwrap()
+        .iter()
+        .position(|&x| x == u32::MAX)
+        .unwrap();
+    assert!(at <= 1, "the aged Low task ran {at}th of 301");
 }
 
 #[test]
@@ -209,7 +205,7 @@ fn queues_never_exceed_their_capacity() {
     }
     producer.join().unwrap();
     assert!(peak <= cap, "queued {peak} > capacity {cap}");
-    balancer.shutdown();
+    balancer.shutdown().unwrap();
     assert_eq!(balancer.stats().completed(), 20_000);
 }
 

@@ -106,6 +106,16 @@ pub enum HiveError {
     /// An I/O error from a transport.
     #[error("I/O error: {0}; check the peer and the network, then reconnect")]
     Io(#[from] std::io::Error),
+
+    /// The call would wait for the thread making it (shutting a pool down
+    /// from one of its own tasks, say).
+    #[error(
+        "{what} would wait for itself: call it from outside, or use the variant with a timeout"
+    )]
+    WouldDeadlock {
+        /// What was called.
+        what: &'static str,
+    },
 }
 
 impl HiveError {
@@ -347,6 +357,12 @@ mod tests {
             (
                 HiveError::Io(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe")),
                 "check the peer and the network, then reconnect",
+            ),
+            (
+                HiveError::WouldDeadlock {
+                    what: "Balancer::shutdown",
+                },
+                "call it from outside, or use the variant with a timeout",
             ),
         ]
     }
