@@ -208,6 +208,10 @@ mod tests {
         }
         assert_eq!(comm.shared.registry.tracked(), 0);
         assert!(comm.agents().is_empty());
+        assert!(
+            comm.shared.registry.capacity() <= 64,
+            "the table gave its memory back"
+        );
         assert_eq!(
             comm.stats().delivered,
             10_000,

@@ -38,6 +38,15 @@ pub(crate) enum LocalChanges {
     Resync(u64),
 }
 
+/// Gives back a table's memory when it is mostly empty (a million agents
+/// that came and went, or a peer's million routes, leave nothing behind);
+/// amortised: the table shrinks only after losing three quarters.
+fn shrink_if_sparse(map: &mut IdMap<Arc<Inbox>>) {
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to_fit();
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     map: RwLock<IdMap<Arc<Inbox>>>,
@@ -114,7 +123,12 @@ impl Registry {
 
     /// Removes `agent`, whatever its inbox; returns it.
     pub(crate) fn remove(&self, agent: &AgentId) -> Option<Arc<Inbox>> {
-        let removed = self.write().remove(agent);
+        let removed = {
+            let mut map = self.write();
+            let removed = map.remove(agent);
+            shrink_if_sparse(&mut map);
+            removed
+        };
         if let Some(inbox) = removed.as_ref().filter(|i| !i.remote) {
             self.local_change(inbox.agent, false);
         }
@@ -126,7 +140,9 @@ impl Registry {
         let removed = {
             let mut map = self.write();
             let ours = map.get(&inbox.agent).is_some_and(|i| Arc::ptr_eq(i, inbox));
-            ours && map.remove(&inbox.agent).is_some()
+            let removed = ours && map.remove(&inbox.agent).is_some();
+            shrink_if_sparse(&mut map);
+            removed
         };
         if removed && !inbox.remote {
             self.local_change(inbox.agent, false);
@@ -234,9 +250,7 @@ impl Registry {
     pub(crate) fn remove_routes_to(&self, link: &Arc<Inbox>) {
         let mut map = self.write();
         map.retain(|_, i| !Arc::ptr_eq(i, link));
-        if map.capacity() > 64 && map.len() < map.capacity() / 4 {
-            map.shrink_to_fit();
-        }
+        shrink_if_sparse(&mut map);
     }
 
     /// Starts counting deliveries of `inbox` (its consumer exists).
@@ -248,6 +262,9 @@ impl Registry {
     pub(crate) fn retire(&self, inbox: &Arc<Inbox>) {
         let mut consumed = lock(&self.consumed);
         consumed.remove(&(Arc::as_ptr(inbox) as usize));
+        if consumed.capacity() > 64 && consumed.len() < consumed.capacity() / 4 {
+            consumed.shrink_to_fit();
+        }
         self.retired_delivered
             .fetch_add(inbox.delivered(), Ordering::Relaxed);
     }
@@ -261,6 +278,12 @@ impl Registry {
             .map(|i| i.delivered())
             .sum();
         live + self.retired_delivered.load(Ordering::Relaxed)
+    }
+
+    /// Room in the routing table (tests: memory is given back).
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.read().capacity()
     }
 
     /// Inboxes whose deliveries are tracked (tests: nothing leaks).

@@ -254,3 +254,24 @@ fn registering_twice_is_an_error() {
         Err(HiveError::UnknownAgent(_))
     ));
 }
+
+#[test]
+fn a_broadcast_sent_with_a_timeout_into_a_full_mailbox_returns() {
+    let comm = Communicator::new(CommunicatorConfig::default().mailbox_capacity(1)).unwrap();
+    let (me, busy) = (AgentId::random(), AgentId::random());
+    let _mine = comm.register(me).unwrap();
+    let _full = comm.register(busy).unwrap(); // never read
+    let sender = comm.sender();
+    sender.send(Message::new(me, busy, "fills it")).unwrap();
+    sender.flush();
+    let hello = Message::builder(me, Recipient::Broadcast)
+        .kind(MessageKind::Broadcast)
+        .payload("all")
+        .build();
+    // Returns (the full mailbox missed it) instead of waiting for room.
+    let report = sender
+        .broadcast_timeout(hello.clone(), Duration::from_millis(50))
+        .unwrap();
+    assert_eq!((report.reached, report.missed), (0, vec![busy]));
+    let _ = sender.send_timeout(hello, Duration::from_millis(50));
+}
