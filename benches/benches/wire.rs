@@ -18,7 +18,7 @@ use hive_benches::{corpus, median, record, scale, Extra};
 use hive_messaging::tcp::{TcpConfig, TcpLink, TcpServer, TlsConfig};
 use hive_messaging::wire::{Dictionary, EncoderConfig, FrameDecoder, FrameEncoder, Limits};
 use hive_messaging::{Communicator, CommunicatorConfig};
-use hive_types::{AgentId, Message};
+use hive_types::{AgentId, Message, MessageId};
 
 const BATCH: usize = 50;
 
@@ -193,6 +193,7 @@ fn tcp_rate(
     let producer = std::thread::spawn(move || {
         for i in 0..n {
             let mut m = corpus[i as usize % corpus.len()].clone();
+            m.id = MessageId::random(); // receivers drop repeated ids
             m.sender = from;
             m.recipient = to.into();
             sender.send(m).unwrap();
