@@ -17,7 +17,7 @@
 //! `trim` then drops stored objects until it is not.
 
 use std::any::type_name;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -51,8 +51,25 @@ pub(crate) struct LocalCache<T> {
     stats: Arc<ThreadStats>,
 }
 
+/// A thread's cache and the thread that owns it now.
+pub(crate) struct Local<T> {
+    /// [`exit::token`] of the thread whose exit hook covers this cache. A
+    /// new thread can inherit a slot of one that exited (`thread_local`
+    /// reuses ids): it registers its own hook when it first uses it.
+    owner: Cell<u64>,
+    cache: RefCell<LocalCache<T>>,
+}
+
+impl<T> std::ops::Deref for Local<T> {
+    type Target = RefCell<LocalCache<T>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.cache
+    }
+}
+
 /// A thread's cache, padded so two threads' caches never share a cache line.
-pub(crate) type Slot<T> = CachePadded<RefCell<LocalCache<T>>>;
+pub(crate) type Slot<T> = CachePadded<Local<T>>;
 
 pub(crate) struct Shared<T: Send + 'static> {
     pub(crate) config: PoolConfig,
@@ -104,27 +121,42 @@ impl<T: Send + 'static> Shared<T> {
         shared
     }
 
-    /// This thread's cache, created (and registered) on first use; `None`
-    /// when thread caches are off.
+    /// This thread's cache, created on first use, with this thread's exit
+    /// hook registered (also when the slot was inherited from a thread that
+    /// exited); `None` when thread caches are off.
     #[inline]
     pub(crate) fn slot(self: &Arc<Self>) -> Option<&Slot<T>> {
         if self.config.thread_cache == 0 {
             return None;
         }
-        Some(self.locals.get_or(|| CachePadded::new(self.new_local())))
+        let slot = self.locals.get_or(|| CachePadded::new(self.new_local()));
+        let me = exit::token();
+        if slot.owner.get() != me {
+            self.adopt(slot, me);
+        }
+        Some(slot)
     }
 
     #[cold]
-    fn new_local(self: &Arc<Self>) -> RefCell<LocalCache<T>> {
+    fn new_local(self: &Arc<Self>) -> Local<T> {
         let stats = Arc::new(ThreadStats::default());
         lock(&self.threads).push(stats.clone());
+        Local {
+            owner: Cell::new(0),
+            cache: RefCell::new(LocalCache {
+                items: Vec::with_capacity(self.config.thread_cache),
+                bytes: 0,
+                spare: 0,
+                stats,
+            }),
+        }
+    }
+
+    /// This thread starts using `slot`: its exit gives the cache back.
+    #[cold]
+    fn adopt(self: &Arc<Self>, slot: &Local<T>, me: u64) {
+        slot.owner.set(me);
         exit::register(Arc::downgrade(self) as Weak<dyn exit::ThreadExit>);
-        RefCell::new(LocalCache {
-            items: Vec::with_capacity(self.config.thread_cache),
-            bytes: 0,
-            spare: 0,
-            stats,
-        })
     }
 
     /// An object: from this thread's cache, else the store, else new.
@@ -467,7 +499,8 @@ impl<T: Send + 'static> fmt::Debug for Shared<T> {
 
 /// Gives each thread's caches back to their pools when the thread exits.
 mod exit {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Weak;
 
     pub(crate) trait ThreadExit: Send + Sync {
@@ -488,6 +521,22 @@ mod exit {
 
     thread_local! {
         static HOOKS: RefCell<Hooks> = const { RefCell::new(Hooks(Vec::new())) };
+        static TOKEN: Cell<u64> = const { Cell::new(0) };
+    }
+
+    static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+    /// A number no other thread of this process ever gets (never 0).
+    #[inline]
+    pub(crate) fn token() -> u64 {
+        TOKEN
+            .try_with(|t| {
+                if t.get() == 0 {
+                    t.set(NEXT_TOKEN.fetch_add(1, Ordering::Relaxed));
+                }
+                t.get()
+            })
+            .unwrap_or(u64::MAX) // during teardown: never anyone's owner
     }
 
     /// Registers `pool` to be called when this thread exits. Hooks of pools
@@ -504,3 +553,7 @@ mod exit {
         });
     }
 }
+
+#[cfg(test)]
+#[path = "shared_tests.rs"]
+mod tests;
