@@ -63,23 +63,28 @@
 //! ablation table of `cargo xtask bench`.
 //!
 //! Features: `mempool` and `metrics` (default); `wire`, `tcp`, `nats`,
-//! `http`; `full` for everything.
+//! `http`; `json` (typed payloads over serde: [`json`]); `full` for
+//! everything.
 
 mod agent;
 mod builder;
 mod cell;
 mod context;
 mod directory;
+#[cfg(feature = "json")]
+pub mod json;
 mod lifecycle;
 mod monitor;
 mod on_balancer;
 mod on_tokio;
 mod procstat;
 mod report;
+mod run_flag;
 mod runtime;
 mod shutdown;
 mod spawn;
 mod supervision;
+mod sync;
 mod system;
 
 pub use agent::{Agent, StopReason, SyncAgent};

@@ -20,6 +20,7 @@ use hive_types::{Message, Priority};
 use crate::agent::{StopReason, SyncAgent};
 use crate::cell::{bump, AgentCell, Runner};
 use crate::context::SyncContext;
+use crate::run_flag::RunFlag;
 use crate::supervision::{panic_message, AgentEventKind, Supervisor, Verdict};
 use crate::system::{lock, SwarmSystem, SystemInner};
 
@@ -44,7 +45,7 @@ pub(crate) struct BalancerAgent {
     life: Mutex<Life>,
     sender: Sender,
     /// Set while a run is queued or running: at most one at a time.
-    scheduled: AtomicBool,
+    scheduled: RunFlag,
     /// Priority of the current run (a continuation steps one class down).
     running_at: AtomicU8,
     /// Set while the agent waits in the system's backlog: it is there once.
@@ -93,7 +94,7 @@ impl BalancerAgent {
                     ended: false,
                 }),
                 sender: system.communicator.sender(),
-                scheduled: AtomicBool::new(false),
+                scheduled: RunFlag::new(),
                 running_at: AtomicU8::new(Priority::Low as u8),
                 in_backlog: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
@@ -114,9 +115,9 @@ impl BalancerAgent {
         if self.paused.load(Ordering::Acquire) {
             return;
         }
-        // SeqCst pairs with the fence in `run`: either this sees the run's
-        // `false`, or the run sees the mail that triggered this call.
-        if self.scheduled.swap(true, Ordering::SeqCst) {
+        // Either this sees the ending run's release, or that run sees the
+        // mail that triggered this call (see `RunFlag`).
+        if !self.scheduled.request() {
             return;
         }
         let Some(system) = self.system.upgrade() else {
@@ -146,7 +147,7 @@ impl BalancerAgent {
                 Err(refused) => run = Some(refused.into_inner()),
             }
         }
-        self.scheduled.store(false, Ordering::Release);
+        self.scheduled.cancel();
         if !self.in_backlog.swap(true, Ordering::AcqRel) {
             system.backlog(Arc::downgrade(self));
         }
@@ -163,8 +164,7 @@ impl BalancerAgent {
             self.running_at
                 .store(Priority::Low as u8, Ordering::Release);
         }
-        self.scheduled.store(false, Ordering::SeqCst);
-        std::sync::atomic::fence(Ordering::SeqCst);
+        self.scheduled.release();
         if closed || self.paused.load(Ordering::Acquire) {
             return;
         }

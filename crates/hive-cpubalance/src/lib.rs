@@ -55,9 +55,11 @@
 
 mod balancer;
 mod config;
+mod gate;
 mod monitor;
 mod shared;
 mod stats;
+mod sync;
 mod task;
 mod worker;
 

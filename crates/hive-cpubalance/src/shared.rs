@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,19 +13,11 @@ use event_listener::Event;
 use hive_types::{HiveError, HiveResult, Priority};
 
 use crate::config::BalancerConfig;
+use crate::gate::Gate;
+pub(crate) use crate::gate::RunState;
 use crate::monitor::MonitorState;
 use crate::task::Task;
 use crate::worker::{self, Worker};
-
-/// Whether the balancer takes work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RunState {
-    Running = 0,
-    /// `shutdown`: no new work; everything queued still runs.
-    Draining = 1,
-    /// `shutdown_now` or drop: queued work is cancelled.
-    Stopping = 2,
-}
 
 /// One priority class: its room and its counters.
 pub(crate) struct Class {
@@ -50,10 +42,8 @@ pub(crate) struct Shared {
     /// queue, so one runs as soon as any worker finishes its current task.
     critical: CachePadded<Mutex<VecDeque<Task>>>,
     critical_len: CachePadded<AtomicUsize>,
-    state: AtomicU8,
-    /// Submissions past their run-state check and not yet placed: shutdown
-    /// waits for them, so an accepted task is never stranded.
-    gate: CachePadded<AtomicUsize>,
+    /// The run state and the submissions in flight.
+    gate: CachePadded<Gate>,
     pub(crate) sleepers: AtomicUsize,
     pub(crate) scale_ups: AtomicU64,
     pub(crate) scale_downs: AtomicU64,
@@ -83,8 +73,7 @@ impl Shared {
             classes,
             critical: CachePadded::new(Mutex::new(VecDeque::new())),
             critical_len: CachePadded::new(AtomicUsize::new(0)),
-            state: AtomicU8::new(RunState::Running as u8),
-            gate: CachePadded::new(AtomicUsize::new(0)),
+            gate: CachePadded::new(Gate::new()),
             sleepers: AtomicUsize::new(0),
             scale_ups: AtomicU64::new(0),
             scale_downs: AtomicU64::new(0),
@@ -100,24 +89,16 @@ impl Shared {
     }
 
     pub(crate) fn run_state(&self) -> RunState {
-        match self.state.load(Ordering::Acquire) {
-            0 => RunState::Running,
-            1 => RunState::Draining,
-            _ => RunState::Stopping,
-        }
+        self.gate.state()
     }
 
     /// Moves to `state` unless already further along; returns the old state.
     pub(crate) fn advance(&self, state: RunState) -> RunState {
-        let old = self.state.fetch_max(state as u8, Ordering::AcqRel);
+        let old = self.gate.advance(state);
         for class in &self.classes {
             class.not_full.notify(usize::MAX);
         }
-        match old {
-            0 => RunState::Running,
-            1 => RunState::Draining,
-            _ => RunState::Stopping,
-        }
+        old
     }
 
     pub(crate) fn class(&self, p: Priority) -> &Class {
@@ -149,18 +130,14 @@ impl Shared {
     /// inside the submission gate and must [`place`](Self::place) the task.
     #[inline]
     pub(crate) fn try_reserve(&self, p: Priority) -> HiveResult<()> {
-        // Enter the gate before looking at the run state: a shutdown that
-        // sets the state after this check waits for the placement.
-        self.gate.fetch_add(1, Ordering::SeqCst);
-        if self.run_state() != RunState::Running {
-            self.gate.fetch_sub(1, Ordering::SeqCst);
+        if !self.gate.enter() {
             return Err(HiveError::Closed { what: "balancer" });
         }
         let class = self.class(p);
         let mut used = class.queued.load(Ordering::Relaxed);
         loop {
             if used >= class.capacity {
-                self.gate.fetch_sub(1, Ordering::SeqCst);
+                self.gate.leave();
                 return Err(HiveError::Full {
                     what: "task queue",
                     capacity: class.capacity,
@@ -181,15 +158,13 @@ impl Shared {
     /// Whether a submission is between its run-state check and its
     /// placement.
     pub(crate) fn submissions_in_flight(&self) -> bool {
-        self.gate.load(Ordering::SeqCst) > 0
+        self.gate.busy()
     }
 
     /// Waits (briefly: placing never blocks) until every submission that
     /// passed its run-state check has placed its task.
     pub(crate) fn wait_for_submissions(&self) {
-        while self.submissions_in_flight() {
-            std::thread::yield_now();
-        }
+        self.gate.wait_empty();
     }
 
     /// Reserves room, waiting until `deadline` (or for ever) when full;
@@ -292,7 +267,7 @@ impl Shared {
     /// [`try_reserve`](Self::try_reserve)) and leaves the submission gate.
     pub(crate) fn submit(&self, task: Task) {
         self.place(task);
-        self.gate.fetch_sub(1, Ordering::SeqCst);
+        self.gate.leave();
     }
 
     /// Puts a task (whose room is reserved) on the better of two randomly

@@ -56,11 +56,13 @@
 //! through the `metrics` facade, labelled `pool=<name>`.
 
 mod config;
+mod credits;
 mod guard;
 mod pool;
 mod shared;
 mod stats;
 mod swarm;
+mod sync;
 
 pub use config::PoolConfig;
 pub use guard::{Pooled, PooledOwned};

@@ -19,13 +19,14 @@
 use std::any::type_name;
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use crossbeam_utils::CachePadded;
 use thread_local::ThreadLocal;
 
 use crate::config::PoolConfig;
+use crate::credits::Credits;
 use crate::stats::{bump, ThreadStats, Totals};
 
 /// How a pool makes, resets and measures its objects.
@@ -80,7 +81,7 @@ pub(crate) struct Shared<T: Send + 'static> {
     max_spare: usize,
     store: Mutex<Store<T>>,
     /// Free credits; negative after the target shrank.
-    credits: AtomicIsize,
+    credits: Credits,
     target: AtomicUsize,
     open: AtomicBool,
     /// Counters of operations that bypassed the thread caches (any thread).
@@ -108,7 +109,7 @@ impl<T: Send + 'static> Shared<T> {
                 items: Vec::new(),
                 bytes: 0,
             }),
-            credits: AtomicIsize::new(target as isize),
+            credits: Credits::new(target),
             target: AtomicUsize::new(target),
             open: AtomicBool::new(true),
             bypass: ThreadStats::default(),
@@ -199,7 +200,7 @@ impl<T: Send + 'static> Shared<T> {
     fn release_spare(&self, cache: &mut LocalCache<T>) {
         let give_up = cache.spare - self.chunk;
         cache.spare -= give_up;
-        self.credits.fetch_add(give_up as isize, Ordering::AcqRel);
+        self.credits.give(give_up);
     }
 
     /// Moves up to a chunk of objects (with their credits) from the store.
@@ -227,7 +228,7 @@ impl<T: Send + 'static> Shared<T> {
         };
         match reused {
             Some((item, _)) => {
-                self.credits.fetch_add(1, Ordering::AcqRel);
+                self.credits.give(1);
                 self.bypass.hits.fetch_add(1, Ordering::Relaxed);
                 item
             }
@@ -279,7 +280,7 @@ impl<T: Send + 'static> Shared<T> {
             self.spill(cache);
         }
         if cache.spare == 0 {
-            cache.spare = self.acquire_credits(self.chunk);
+            cache.spare = self.credits.acquire(self.chunk);
             if cache.spare == 0 {
                 mirror(cache);
                 return Some(item);
@@ -308,7 +309,7 @@ impl<T: Send + 'static> Shared<T> {
         self.bypass.returns.fetch_add(1, Ordering::Relaxed);
         let keep = kept_bytes.filter(|_| self.open.load(Ordering::Relaxed));
         if let Some(bytes) = keep {
-            if self.acquire_credits(1) == 1 {
+            if self.credits.acquire(1) == 1 {
                 let mut store = lock(&self.store);
                 store.bytes += bytes;
                 store.items.push((item, bytes));
@@ -317,26 +318,6 @@ impl<T: Send + 'static> Shared<T> {
         }
         self.bypass.discards.fetch_add(1, Ordering::Relaxed);
         drop(item);
-    }
-
-    /// Takes up to `n` free credits; 0 when the pool is at its target.
-    fn acquire_credits(&self, n: usize) -> usize {
-        let mut free = self.credits.load(Ordering::Acquire);
-        loop {
-            if free <= 0 {
-                return 0;
-            }
-            let take = free.min(n as isize);
-            match self.credits.compare_exchange_weak(
-                free,
-                free - take,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return take as usize,
-                Err(now) => free = now,
-            }
-        }
     }
 
     /// Counts an object taken out of the pool for good.
@@ -376,26 +357,24 @@ impl<T: Send + 'static> Shared<T> {
     /// credits, and `trim` drops what no longer fits.
     pub(crate) fn set_target(&self, target: usize) {
         let old = self.target.swap(target, Ordering::AcqRel);
-        self.credits
-            .fetch_add(target as isize - old as isize, Ordering::AcqRel);
+        self.credits.shift(target as isize - old as isize);
         self.trim();
     }
 
     /// Drops stored objects while there are more idle objects than credits.
     pub(crate) fn trim(&self) {
-        let over = -self.credits.load(Ordering::Acquire);
-        if over <= 0 {
+        let over = self.credits.owed();
+        if over == 0 {
             return;
         }
         let dropped: Vec<(Box<T>, usize)> = {
             let mut store = lock(&self.store);
-            let from = store.items.len().saturating_sub(over as usize);
+            let from = store.items.len().saturating_sub(over);
             let out: Vec<_> = store.items.drain(from..).collect();
             store.bytes -= out.iter().map(|(_, b)| b).sum::<usize>();
             out
         };
-        self.credits
-            .fetch_add(dropped.len() as isize, Ordering::AcqRel);
+        self.credits.give(dropped.len());
         drop(dropped);
     }
 
@@ -403,7 +382,7 @@ impl<T: Send + 'static> Shared<T> {
     pub(crate) fn fill_store(&self, want: usize) {
         let have = lock(&self.store).items.len();
         for _ in have..want {
-            if self.acquire_credits(1) == 0 {
+            if self.credits.acquire(1) == 0 {
                 return;
             }
             let mut item = Box::new(self.ops.create());
@@ -414,7 +393,7 @@ impl<T: Send + 'static> Shared<T> {
                     store.items.push((item, bytes));
                 }
                 None => {
-                    self.credits.fetch_add(1, Ordering::AcqRel);
+                    self.credits.give(1);
                     return;
                 }
             }
@@ -452,7 +431,7 @@ impl<T: Send + 'static> Shared<T> {
         cache.bytes = 0;
         mirror(&cache);
         drop(cache);
-        self.credits.fetch_add(spare as isize, Ordering::AcqRel);
+        self.credits.give(spare);
         if self.is_open() {
             let mut store = lock(&self.store);
             for (item, bytes) in items {
@@ -460,8 +439,7 @@ impl<T: Send + 'static> Shared<T> {
                 store.items.push((item, bytes));
             }
         } else {
-            self.credits
-                .fetch_add(items.len() as isize, Ordering::AcqRel);
+            self.credits.give(items.len());
             drop(items);
         }
     }

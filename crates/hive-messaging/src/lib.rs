@@ -81,6 +81,7 @@ mod requests;
 mod sender;
 mod shared;
 mod stats;
+mod sync;
 mod undelivered;
 mod wait;
 

@@ -31,6 +31,7 @@ const LOG_CAPACITY: usize = 4096;
 
 /// What changed among the local agents since a transport last looked.
 #[derive(Debug)]
+#[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
 pub(crate) enum LocalChanges {
     /// These (agent, joined) changes, in order; look again from `next`.
     Since(Vec<(AgentId, bool)>, u64),

@@ -56,7 +56,11 @@ impl BlockUntil {
 
 impl Wait for BlockUntil {
     fn wait(&mut self, listener: EventListener) -> impl Future<Output = bool> + Send {
-        std::future::ready(listener.wait_deadline(self.deadline).is_some())
+        // Past the deadline nothing waits, even if every wait would end at
+        // once (a busy event): the caller stops retrying.
+        let woken =
+            Instant::now() < self.deadline && listener.wait_deadline(self.deadline).is_some();
+        std::future::ready(woken)
     }
 
     fn patience(&self) -> Duration {

@@ -107,6 +107,17 @@ pub enum HiveError {
     #[error("I/O error: {0}; check the peer and the network, then reconnect")]
     Io(#[from] std::io::Error),
 
+    /// A payload could not be encoded, or decoded as the type asked for.
+    #[error(
+        "payload is not a valid {what}: {reason}; the two sides disagree on the payload's type"
+    )]
+    Payload {
+        /// The type (or format) expected.
+        what: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
+
     /// The call would wait for the thread making it (shutting a pool down
     /// from one of its own tasks, say).
     #[error(
@@ -357,6 +368,13 @@ mod tests {
             (
                 HiveError::Io(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe")),
                 "check the peer and the network, then reconnect",
+            ),
+            (
+                HiveError::Payload {
+                    what: "Score",
+                    reason: "missing field `value`".into(),
+                },
+                "the two sides disagree on the payload's type",
             ),
             (
                 HiveError::WouldDeadlock {

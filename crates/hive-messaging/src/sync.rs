@@ -1,0 +1,12 @@
+//! The primitives the inbox's lock-free parts use: `std`'s, or loom's when
+//! model checking (`RUSTFLAGS="--cfg hive_loom"`), the way sharded-slab
+//! switches. Only code with a loom model goes through here.
+
+#[cfg(hive_loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+#[cfg(hive_loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(hive_loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+#[cfg(not(hive_loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
