@@ -113,8 +113,9 @@ impl<A: Agent> TokioAgent<A> {
         let inner = self.ctx.system.inner.clone();
         let mut dropped = 0u64;
         let reason = 'life: loop {
-            if let Err(panic) = guarded(self.agent.on_start(&mut self.ctx)).await {
-                if !self.recover(&cell, &inner, panic).await {
+            // Once per life: boxed, so its future does not widen the task.
+            if let Err(panic) = Box::pin(guarded(self.agent.on_start(&mut self.ctx))).await {
+                if !Box::pin(self.recover(&cell, &inner, panic)).await {
                     break 'life StopReason::Panicked;
                 }
                 continue 'life;
@@ -143,12 +144,12 @@ impl<A: Agent> TokioAgent<A> {
                 let work = guarded(self.agent.handle(message, &mut self.ctx));
                 let result = match cell.watchdog {
                     Some(w) if w.action == Overrun::Cancel => {
-                        within(work, w.limit, &cell, &inner).await
+                        Box::pin(within(work, w.limit, &cell, &inner)).await
                     }
                     _ => Some(work.await),
                 };
                 if let Outcome::Panicked(panic) = end(result, started, &cell, &inner) {
-                    if !self.recover(&cell, &inner, panic).await {
+                    if !Box::pin(self.recover(&cell, &inner, panic)).await {
                         break 'life StopReason::Panicked;
                     }
                     continue 'life;
@@ -160,7 +161,7 @@ impl<A: Agent> TokioAgent<A> {
                 }
             }
         };
-        let _ = guarded(self.agent.on_stop(&mut self.ctx, reason)).await;
+        let _ = Box::pin(guarded(self.agent.on_stop(&mut self.ctx, reason))).await;
         self.ctx.flush();
         let leftover = match reason {
             StopReason::Shutdown => UndeliveredReason::Shutdown,
