@@ -20,7 +20,11 @@ use hive_types::{AgentId, Message, MessageKind, Priority};
 use crate::agent::StopReason;
 use crate::system::lock;
 
-/// A lifecycle message, decoded; see the [module docs](self).
+/// A lifecycle message, decoded with [`LifecycleEvent::decode`]: an
+/// [`AgentJoined`](MessageKind::AgentJoined),
+/// [`AgentLeft`](MessageKind::AgentLeft) or
+/// [`Heartbeat`](MessageKind::Heartbeat) message sent to subscribers of
+/// [`SwarmSystem::subscribe`](crate::SwarmSystem::subscribe).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LifecycleEvent {
