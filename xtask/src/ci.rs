@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: every check CI runs, each timed, then a summary:
-//! fmt, clippy, the 600-line rule, tests, docs, loom models, Miri, each
+//! fmt, clippy, the 600-line rule, tests, docs, README examples, loom
+//! models, Miri, each
 //! library crate alone, a benchmark smoke run, cargo-deny.
 
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use xshell::{cmd, Shell};
 
 /// Library crates a user may pick alone; each must build by itself with its
 /// default features and with none.
-const LIBRARY_CRATES: &[&str] = &[
+pub(crate) const LIBRARY_CRATES: &[&str] = &[
     "hive-types",
     "hive-messaging",
     "hive-mempool",
@@ -72,6 +73,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             .env("RUSTDOCFLAGS", "-D warnings")
             .run()?)
     });
+    step(&mut outcomes, "readme-check", crate::readme::run);
     step(&mut outcomes, "loom models", || {
         let crates = LOOM_CRATES.iter().flat_map(|c| ["-p", c]);
         Ok(cmd!(sh, "cargo test --release {crates...} --lib loom_")

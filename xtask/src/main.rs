@@ -3,6 +3,8 @@
 //! - `ci`: everything CI checks (fmt, clippy, lines, tests, docs, crates
 //!   alone, cargo-deny, benchmark smoke);
 //! - `lines`: no Rust source file over 600 lines;
+//! - `readme-check`: each crate README's examples compile and run as
+//!   written, in a project that depends on that crate alone;
 //! - `bench`: the comparison benchmarks and their report.
 // xtask is a command-line tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -10,6 +12,7 @@
 mod bench;
 mod ci;
 mod lines;
+mod readme;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +22,8 @@ usage: cargo xtask <command>
 commands:
   ci       fmt, clippy, 600-line check, tests, docs, each crate alone, bench smoke, cargo-deny
   lines    fail if a tracked .rs file has more than 600 lines
+  readme-check
+           each crate README's examples compile and run in a project that depends on that crate alone
   bench    comparison benchmarks + end-to-end swarm run -> target/hive-bench/report.{json,md,html}
            (cargo xtask bench --help for options)
 ";
@@ -28,6 +33,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(args.get(1..).unwrap_or_default()),
         Some("lines") => lines::run(),
+        Some("readme-check") => readme::run(),
         Some("bench") if args.iter().any(|a| a == "--help" || a == "-h") => {
             print!("{}", bench::USAGE);
             Ok(())

@@ -65,6 +65,7 @@
 //! Features: `mempool` and `metrics` (default); `wire`, `tcp`, `nats`,
 //! `http`; `json` (typed payloads over serde: [`json`]); `full` for
 //! everything.
+#![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
 mod agent;
 mod builder;

@@ -52,6 +52,7 @@
 //! Not for async I/O: blocking work is fine here (the monitor adds workers
 //! when every worker is busy and work waits), but futures belong on an async
 //! runtime.
+#![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
 mod balancer;
 mod config;

@@ -54,6 +54,7 @@
 //!
 //! Feature `metrics` (default): `maintain()` publishes the statistics
 //! through the `metrics` facade, labelled `pool=<name>`.
+#![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
 mod config;
 mod credits;

@@ -65,6 +65,7 @@
 //! Feature `metrics` (default) reports sends, deliveries, batches by flush
 //! reason, batch sizes, batch latency and queued messages through the
 //! `metrics` facade; [`Communicator::stats`] gives the same as a snapshot.
+#![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
 mod batch;
 mod broadcast;
@@ -94,6 +95,11 @@ pub mod nats;
 pub mod tcp;
 #[cfg(feature = "wire")]
 pub mod wire;
+
+/// The tokio the transports run on, re-exported so a program that only
+/// links processes needs no tokio dependency of its own.
+#[cfg(any(feature = "tcp", feature = "nats"))]
+pub use tokio;
 
 pub use batch::FlushReason;
 pub use broadcast::BroadcastReport;

@@ -38,6 +38,7 @@
 //!
 //! Install it once at startup with [`HiveRecorder::install`], before the
 //! components that cache metric handles are created.
+#![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
 mod monitor;
 pub mod prometheus;
@@ -51,6 +52,9 @@ mod http;
 
 #[cfg(feature = "http")]
 pub use http::{router, MetricsServer, DASHBOARD_HTML};
+/// The `metrics` facade hive records through, re-exported so its macros
+/// (`metrics::counter!` and the rest) need no dependency of their own.
+pub use metrics;
 pub use monitor::PerformanceMonitor;
 pub use recorder::{HiveRecorder, RecorderConfig, OVERFLOW_LABEL};
 pub use regression::{Alert, Baseline, BaselineEntry, RegressionDetector, Thresholds};

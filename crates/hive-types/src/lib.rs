@@ -29,6 +29,7 @@
 //!
 //! You rarely need this crate alone: each component crate re-exports what its
 //! API uses, and `hive-core` re-exports everything.
+#![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
 mod error;
 pub mod histogram;
