@@ -28,7 +28,7 @@ const WORKERS: usize = 2;
 fn hive(stats: bool) -> Balancer {
     let config = BalancerConfig::default()
         .workers(WORKERS, WORKERS)
-        .monitor_interval(None)
+        .scale_interval(None)
         .stats(stats)
         .queue_capacity(Priority::Normal, 1 << 20)
         .queue_capacity(Priority::Low, 1 << 20);
@@ -270,7 +270,7 @@ fn critical_latency(_: &mut Criterion) {
 fn low_wait(_: &mut Criterion) {
     let config = BalancerConfig::default()
         .workers(WORKERS, WORKERS)
-        .monitor_interval(None);
+        .scale_interval(None);
     let aging = config.aging_threshold;
     let b = Arc::new(Balancer::new(config).unwrap());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -319,7 +319,7 @@ fn overload_memory(_: &mut Criterion) {
     let offered = 10 * capacity;
     let config = BalancerConfig::default()
         .workers(WORKERS, WORKERS)
-        .monitor_interval(None)
+        .scale_interval(None)
         .queue_capacity(Priority::Normal, capacity);
     let b = Balancer::new(config).unwrap();
     let payload = || {

@@ -1,6 +1,6 @@
 //! The wire format on a fixed-seed corpus of agent messages, in one run:
 //! hive zstd per batch of 50 (with and without a trained dictionary), gzip-6
-//! per batch, and the document's scheme (gzip-6 on each message above 1 KiB).
+//! per batch, and the seed design's scheme (gzip-6 on each message above 1 KiB).
 //! Ratios count frame headers. Then TCP on loopback: batching against one
 //! frame per message.
 #![allow(

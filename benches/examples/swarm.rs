@@ -1,6 +1,6 @@
 //! A coordinator agent assigns tasks to worker agents; workers checksum
 //! the task, write a summary into pooled scratch space and report back.
-//! Prints the document's table, measured.
+//! Prints the seed design's table, measured.
 //!
 //! `cargo run --release --example swarm [-- <tasks> <workers>]`
 #![allow(clippy::print_stdout)] // an example prints its report

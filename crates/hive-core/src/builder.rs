@@ -76,7 +76,7 @@ pub struct SwarmBuilder {
     install_recorder: bool,
     runtime: Option<Handle>,
     agent_threads: usize,
-    monitor_interval: Duration,
+    tick_interval: Duration,
     send_timeout: Duration,
     defaults: Defaults,
     events: Option<EventHook>,
@@ -103,7 +103,7 @@ impl Default for SwarmBuilder {
             install_recorder: false,
             runtime: None,
             agent_threads: num_cpus::get().max(1),
-            monitor_interval: Duration::from_millis(100),
+            tick_interval: Duration::from_millis(100),
             send_timeout: Duration::from_secs(1),
             defaults: Defaults {
                 restart: RestartPolicy::Always,
@@ -200,10 +200,10 @@ impl SwarmBuilder {
         self
     }
 
-    /// How often the monitor ticks (pool maintenance, balancer sampling,
+    /// How often the ticks (pool maintenance, balancer sampling,
     /// memory samples, the watchdog, per-agent metrics).
-    pub fn monitor_interval(mut self, interval: Duration) -> Self {
-        self.monitor_interval = interval;
+    pub fn tick_interval(mut self, interval: Duration) -> Self {
+        self.tick_interval = interval;
         self
     }
 
@@ -238,7 +238,7 @@ impl SwarmBuilder {
     }
 
     /// Sends subscribers a [`Heartbeat`](crate::LifecycleEvent::Heartbeat)
-    /// every `interval` (rounded to monitor ticks).
+    /// every `interval` (rounded to ticks).
     pub fn heartbeat(mut self, interval: Duration) -> Self {
         self.heartbeat = Some(interval);
         self
@@ -273,11 +273,8 @@ impl SwarmBuilder {
     }
 
     fn validate(&self) -> HiveResult<()> {
-        if self.monitor_interval.is_zero() {
-            return Err(HiveError::config(
-                "monitor_interval",
-                "must be more than zero",
-            ));
+        if self.tick_interval.is_zero() {
+            return Err(HiveError::config("tick_interval", "must be more than zero"));
         }
         if self.agent_threads == 0 {
             return Err(HiveError::config("agent_threads", "must be at least 1"));
@@ -334,8 +331,8 @@ impl SwarmBuilder {
         };
         let communicator = Communicator::with_recycler(communicator_config, recycler)?;
         let mut balancer_config = self.balancer;
-        // The system's monitor samples and scales the balancer each tick.
-        balancer_config.monitor_interval = None;
+        // The system's ticker samples and scales the balancer each tick.
+        balancer_config.scale_interval = None;
         balancer_config.load_aware = opt.load_aware;
         balancer_config.priorities = opt.load_aware;
         let balancer = Balancer::new(balancer_config)?;
@@ -368,7 +365,7 @@ impl SwarmBuilder {
             max_observed: self.max_observed,
             allocations: self.allocations,
         });
-        crate::monitor::start(&inner, self.monitor_interval)?;
+        crate::ticker::start(&inner, self.tick_interval)?;
         Ok(SwarmSystem::owner(inner))
     }
 }

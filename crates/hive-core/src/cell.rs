@@ -1,5 +1,5 @@
 //! [`AgentCell`]: what the system knows about one running agent, shared
-//! by its runner, the monitor, and handles that stop or inspect it.
+//! by its runner, the ticker, and handles that stop or inspect it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -54,7 +54,7 @@ const STOP_MODE: u8 = 0b11;
 const STOP_BY_SHUTDOWN: u8 = 0b100;
 
 /// Per-agent counters; each has one writer (the agent's runner) except
-/// `overruns`, which the monitor also bumps.
+/// `overruns`, which the ticker also bumps.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     /// Messages handed to a handler.
@@ -82,7 +82,7 @@ pub(crate) struct Observed {
     pub(crate) latency_ns: AtomicHistogram,
     pub(crate) handled: metrics::Counter,
     pub(crate) latency: metrics::Histogram,
-    /// The monitor's last reading: (handled, milliseconds) and the rate.
+    /// The ticker's last reading: (handled, milliseconds) and the rate.
     pub(crate) last: Mutex<(u64, u64)>,
     pub(crate) per_sec: AtomicU64,
 }
@@ -108,7 +108,7 @@ impl Observed {
         self.latency.record(took.as_secs_f64());
     }
 
-    /// Handled per second over the monitor's last interval.
+    /// Handled per second over the ticker's last interval.
     pub(crate) fn per_sec(&self) -> f64 {
         f64::from_bits(self.per_sec.load(Ordering::Relaxed))
     }

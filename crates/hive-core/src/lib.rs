@@ -75,7 +75,6 @@ mod directory;
 #[cfg(feature = "json")]
 pub mod json;
 mod lifecycle;
-mod monitor;
 mod on_balancer;
 mod on_tokio;
 mod procstat;
@@ -87,6 +86,7 @@ mod spawn;
 mod supervision;
 mod sync;
 mod system;
+mod ticker;
 
 pub use agent::{Agent, StopReason, SyncAgent};
 pub use builder::{AllocationCounter, Optimizations, SwarmBuilder};

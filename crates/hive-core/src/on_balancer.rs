@@ -7,7 +7,7 @@
 //! An atomic flag keeps at most one run queued or running per agent, which
 //! gives "one message at a time, in order". A run that finds its balancer
 //! class full tries one class up (never into Critical unless its mail is
-//! Critical), else waits in the system's backlog for the monitor's next
+//! Critical), else waits in the system's backlog for the ticker's next
 //! tick.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};

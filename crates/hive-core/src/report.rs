@@ -1,4 +1,4 @@
-//! [`SystemReport`]: the document's table, every figure measured.
+//! [`SystemReport`]: the seed design's table, every figure measured.
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -53,15 +53,15 @@ pub struct SystemReport {
     pub rss_bytes: Option<u64>,
     /// Resident memory growth since the system was built.
     pub rss_growth_bytes: Option<i64>,
-    /// Highest resident memory the monitor sampled.
+    /// Highest resident memory the ticker sampled.
     pub rss_peak_bytes: Option<u64>,
-    /// Resident memory over the run: (seconds, bytes), one per monitor tick.
+    /// Resident memory over the run: (seconds, bytes), one per tick.
     pub rss_samples: Vec<(f64, u64)>,
     /// Process CPU seconds (user + system) since the system was built.
     pub cpu_seconds: Option<f64>,
     /// CPU seconds per million handled messages.
     pub cpu_seconds_per_million: Option<f64>,
-    /// Busy fraction of each worker over the last monitor interval.
+    /// Busy fraction of each worker over the last tick interval.
     pub worker_busy: Vec<f64>,
     /// Raw and wire bytes of frames that left the process, when any did
     /// and a hive recorder saw them.
@@ -99,7 +99,7 @@ pub struct AgentReport {
     pub lag: Duration,
     /// Messages handled over its life.
     pub handled: u64,
-    /// Messages handled per second over the monitor's last interval.
+    /// Messages handled per second over the ticker's last interval.
     pub handled_per_sec: f64,
     /// Handler run time percentiles, microseconds.
     pub handler_us: Percentiles,
@@ -277,7 +277,7 @@ fn mb(bytes: u64) -> String {
 }
 
 impl fmt::Display for SystemReport {
-    /// The document's table, with the measured value in each row.
+    /// The seed design's table, with the measured value in each row.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let na = || "n/a".to_string();
         let rows: Vec<(&str, String)> = vec![

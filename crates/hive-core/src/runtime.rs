@@ -109,7 +109,7 @@ impl Future for LazyTimer {
 }
 
 /// Milliseconds since the system started: a precise reading, and a coarse
-/// one the monitor refreshes every tick (one load to read, for per-message
+/// one the ticker refreshes every tick (one load to read, for per-message
 /// bookkeeping such as the watchdog's start times).
 pub(crate) struct Clock {
     epoch: Instant,
@@ -133,7 +133,7 @@ impl Clock {
         self.coarse.load(Ordering::Relaxed)
     }
 
-    /// The monitor's tick: the coarse clock catches up.
+    /// The ticker's tick: the coarse clock catches up.
     pub(crate) fn tick(&self) -> u64 {
         let now = self.precise_ms();
         self.coarse.store(now, Ordering::Relaxed);

@@ -88,7 +88,7 @@ fn all_quiet(inner: &SystemInner) -> bool {
 pub(crate) fn quiesce_until(inner: &SystemInner, deadline: Instant) -> bool {
     loop {
         inner.communicator.flush_all();
-        // The monitor may be stopped (shutdown): retry refused runs here.
+        // The ticker may be stopped (shutdown): retry refused runs here.
         inner.retry_backlog();
         if all_quiet(inner) {
             // Twice quiet in a row: nothing was in flight between checks.
@@ -149,7 +149,7 @@ fn shutdown(inner: &SystemInner, drain_timeout: Duration) -> ShutdownReport {
         std::thread::sleep(Duration::from_millis(1));
     }
     let stuck = stuck_cells.len();
-    lock(&inner.monitor).take();
+    lock(&inner.ticker).take();
     let left = deadline.saturating_duration_since(Instant::now());
     inner
         .balancer

@@ -90,9 +90,9 @@ pub(crate) struct SystemInner {
     handled_metric: metrics::Counter,
     pub(crate) baselines: Baselines,
     pub(crate) allocations: Option<AllocationCounter>,
-    /// (seconds since start, resident bytes), one per monitor tick, bounded.
+    /// (seconds since start, resident bytes), one per tick, bounded.
     pub(crate) rss_samples: Mutex<Vec<(f64, u64)>>,
-    pub(crate) monitor: Mutex<Option<crate::monitor::Monitor>>,
+    pub(crate) ticker: Mutex<Option<crate::ticker::Ticker>>,
 }
 
 impl SystemInner {
@@ -125,7 +125,7 @@ impl SystemInner {
             baselines: Baselines::now(parts.allocations),
             allocations: parts.allocations,
             rss_samples: Mutex::new(Vec::new()),
-            monitor: Mutex::new(None),
+            ticker: Mutex::new(None),
         })
     }
 
@@ -211,7 +211,7 @@ impl SystemInner {
         lock(&self.backlog).push(agent);
     }
 
-    /// Retries the runs that found the balancer full (each monitor tick).
+    /// Retries the runs that found the balancer full (each tick).
     pub(crate) fn retry_backlog(&self) {
         let waiting: Vec<Weak<BalancerAgent>> = std::mem::take(&mut *lock(&self.backlog));
         for agent in waiting.iter().filter_map(Weak::upgrade) {

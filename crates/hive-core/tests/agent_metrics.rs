@@ -21,7 +21,7 @@ fn named_agents_get_their_own_series_up_to_the_bound() {
     let sys = SwarmSystem::builder()
         .install_recorder()
         .max_observed_agents(2)
-        .monitor_interval(Duration::from_millis(10))
+        .tick_interval(Duration::from_millis(10))
         .build()
         .unwrap();
     let names = ["alpha", "beta", "gamma"];
@@ -43,7 +43,7 @@ fn named_agents_get_their_own_series_up_to_the_bound() {
         .unwrap();
     sender.flush();
     assert!(sys.quiesce(Duration::from_secs(30)));
-    std::thread::sleep(Duration::from_millis(50)); // a monitor tick or two
+    std::thread::sleep(Duration::from_millis(50)); // a tick or two
 
     let report = sys.report();
     let labels: Vec<&str> = report.agents.iter().map(|a| a.label.as_str()).collect();

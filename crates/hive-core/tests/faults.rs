@@ -119,13 +119,11 @@ fn agents_stop_running_once_the_communicator_is_closed_and_drained() {
 
 #[test]
 fn bad_settings_are_typed_errors() {
-    let zero_tick = SwarmSystem::builder()
-        .monitor_interval(Duration::ZERO)
-        .build();
+    let zero_tick = SwarmSystem::builder().tick_interval(Duration::ZERO).build();
     assert!(matches!(
         zero_tick,
         Err(HiveError::Config {
-            field: "monitor_interval",
+            field: "tick_interval",
             ..
         })
     ));

@@ -290,7 +290,7 @@ fn the_watchdog_reports_a_long_handler_and_lets_it_run() {
     let events: Events = Arc::default();
     let log = events.clone();
     let sys = SwarmSystem::builder()
-        .monitor_interval(Duration::from_millis(10))
+        .tick_interval(Duration::from_millis(10))
         .watchdog(Some(Watchdog {
             limit: Duration::from_millis(30),
             action: Overrun::Report,

@@ -275,14 +275,14 @@ fn the_report_counts_what_was_sent() {
 #[test]
 fn agents_whose_runs_find_the_balancer_full_still_handle_everything() {
     // One queue slot per class and one worker: most runs are refused and
-    // wait in the backlog for the monitor's next tick.
+    // wait in the backlog for the ticker's next tick.
     let mut balancer = BalancerConfig::default().workers(1, 1);
     for p in Priority::ALL {
         balancer = balancer.queue_capacity(p, 1);
     }
     let sys = SwarmSystem::builder()
         .balancer(balancer)
-        .monitor_interval(Duration::from_millis(5))
+        .tick_interval(Duration::from_millis(5))
         .build()
         .unwrap();
     let total = Arc::new(AtomicU64::new(0));

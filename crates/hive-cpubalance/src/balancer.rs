@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hive_types::{HiveResult, Priority, Rejected};
 
 use crate::config::BalancerConfig;
-use crate::monitor::{self, ScaleDecision};
+use crate::scaler::{self, ScaleDecision};
 use crate::shared::{RunState, Shared};
 use crate::stats::{self, BalancerStats};
 use crate::task::{Detached, HandleState, Job, Task, TaskHandle, WithHandle};
@@ -31,7 +31,7 @@ enum Wait {
 }
 
 impl Balancer {
-    /// Starts `min_workers` workers (and the monitor, if configured).
+    /// Starts `min_workers` workers (and the scaler, if configured).
     pub fn new(config: BalancerConfig) -> HiveResult<Self> {
         config.validate()?;
         let shared = Shared::new(config);
@@ -39,7 +39,7 @@ impl Balancer {
         for _ in 0..balancer.shared.config.min_workers {
             balancer.shared.add_worker()?;
         }
-        monitor::spawn(&balancer.shared)?;
+        scaler::spawn(&balancer.shared)?;
         Ok(balancer)
     }
 
@@ -249,11 +249,11 @@ impl Balancer {
         Ok(())
     }
 
-    /// One monitor step now: samples busy time since the previous step and
-    /// scales. The monitor thread calls it every interval; with
-    /// `monitor_interval: None` the caller drives it.
+    /// One scaling step now: samples busy time since the previous step and
+    /// scales. The scaler thread calls it every interval; with
+    /// `scale_interval: None` the caller drives it.
     pub fn rebalance(&self) -> ScaleDecision {
-        let decision = monitor::step(&self.shared);
+        let decision = scaler::step(&self.shared);
         stats::publish(&self.shared);
         decision
     }
@@ -415,9 +415,7 @@ mod tests {
 
     #[test]
     fn a_retiring_worker_hands_its_queue_back_instead_of_working_it_off() {
-        let config = BalancerConfig::default()
-            .workers(1, 2)
-            .monitor_interval(None);
+        let config = BalancerConfig::default().workers(1, 2).scale_interval(None);
         let balancer = Balancer::new(config).unwrap();
         assert!(balancer.shared.add_worker().unwrap());
         // Occupy both workers, then queue work on both.

@@ -9,15 +9,15 @@ use hive_types::{HiveError, HiveResult, Priority};
 pub struct BalancerConfig {
     /// Workers kept even when idle (default: the number of cores).
     pub min_workers: usize,
-    /// Most workers the monitor may start (default: 4 x cores).
+    /// Most workers the scaler may start (default: 4 x cores).
     pub max_workers: usize,
     /// Queued tasks each class may hold, indexed by [`Priority::index`]
     /// (`Low, Normal, High, Critical`). Classes never share room, so a
     /// flood of `Low` work cannot keep `Critical` out.
     pub queue_capacity: [usize; 4],
-    /// How often the monitor samples busy time and scales; `None` runs no
-    /// monitor thread (call [`Balancer::rebalance`](crate::Balancer::rebalance)).
-    pub monitor_interval: Option<Duration>,
+    /// How often the scaler samples busy time and scales; `None` runs no
+    /// scaler thread (call [`Balancer::rebalance`](crate::Balancer::rebalance)).
+    pub scale_interval: Option<Duration>,
     /// A queued task older than this is taken before younger work of
     /// higher (non-critical) classes, so nothing starves.
     pub aging_threshold: Duration,
@@ -49,7 +49,7 @@ impl Default for BalancerConfig {
             min_workers: cores,
             max_workers: 4 * cores,
             queue_capacity: [65_536, 65_536, 65_536, 4_096],
-            monitor_interval: Some(Duration::from_millis(100)),
+            scale_interval: Some(Duration::from_millis(100)),
             aging_threshold: Duration::from_millis(50),
             weights: [4, 2, 1],
             scale_up_busy: 0.90,
@@ -79,9 +79,9 @@ impl BalancerConfig {
         self
     }
 
-    /// Sets the monitor interval (`None`: no monitor thread).
-    pub fn monitor_interval(mut self, interval: Option<Duration>) -> Self {
-        self.monitor_interval = interval;
+    /// Sets the scale interval (`None`: no scaler thread).
+    pub fn scale_interval(mut self, interval: Option<Duration>) -> Self {
+        self.scale_interval = interval;
         self
     }
 
@@ -128,10 +128,10 @@ impl BalancerConfig {
                 "need 0 < scale_down_busy < scale_up_busy <= 1 (a gap stops flapping)",
             ));
         }
-        if self.monitor_interval.is_some_and(|i| i.is_zero()) {
+        if self.scale_interval.is_some_and(|i| i.is_zero()) {
             return Err(HiveError::config(
-                "monitor_interval",
-                "must be above zero (or None for no monitor)",
+                "scale_interval",
+                "must be above zero (or None for no scaler)",
             ));
         }
         Ok(())
@@ -146,7 +146,7 @@ mod tests {
     fn defaults_follow_the_cores() {
         let c = BalancerConfig::default();
         assert_eq!(c.max_workers, 4 * c.min_workers);
-        assert_eq!(c.monitor_interval, Some(Duration::from_millis(100)));
+        assert_eq!(c.scale_interval, Some(Duration::from_millis(100)));
         assert!(c.validate().is_ok());
     }
 

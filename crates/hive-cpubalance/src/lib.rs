@@ -8,10 +8,10 @@
 //! - **Backpressure per class**: each class has its own bounded queue, so a
 //!   flood of `Low` work never keeps `Critical` out. `submit` waits for room
 //!   (or `submit_timeout`), `try_submit` hands the closure back with `Full`.
-//! - **Placement**: the document's score `load * 0.7 + queue_fill * 0.3` from
+//! - **Placement**: the seed design's score `load * 0.7 + queue_fill * 0.3` from
 //!   live counters, comparing two randomly chosen workers (no herding on a
 //!   stale minimum); idle workers steal, most urgent class first.
-//! - **Elastic**: a monitor samples each worker's busy time every 100 ms and
+//! - **Elastic**: a scaler samples each worker's busy time every 100 ms and
 //!   scales between `min_workers` (cores) and `max_workers` (4 x cores); a
 //!   retiring worker hands its queue back, so no task is lost.
 //! - **Faults**: a panicking task resolves its handle with
@@ -49,7 +49,7 @@
 //! # let _ = digest; Ok(()) }
 //! ```
 //!
-//! Not for async I/O: blocking work is fine here (the monitor adds workers
+//! Not for async I/O: blocking work is fine here (the scaler adds workers
 //! when every worker is busy and work waits), but futures belong on an async
 //! runtime.
 #![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
@@ -57,7 +57,7 @@
 mod balancer;
 mod config;
 mod gate;
-mod monitor;
+mod scaler;
 mod shared;
 mod stats;
 mod sync;
@@ -67,6 +67,6 @@ mod worker;
 pub use balancer::Balancer;
 pub use config::BalancerConfig;
 pub use hive_types::{HiveError, HiveResult, Priority, Rejected};
-pub use monitor::ScaleDecision;
+pub use scaler::ScaleDecision;
 pub use stats::{BalancerStats, ClassStats, WorkerStats};
 pub use task::TaskHandle;

@@ -1,4 +1,4 @@
-//! State shared by the balancer handle, its workers and its monitor:
+//! State shared by the balancer handle, its workers and its scaler:
 //! class capacities, placement, and the run state.
 
 use std::collections::VecDeque;
@@ -15,7 +15,7 @@ use hive_types::{HiveError, HiveResult, Priority};
 use crate::config::BalancerConfig;
 use crate::gate::Gate;
 pub(crate) use crate::gate::RunState;
-use crate::monitor::MonitorState;
+use crate::scaler::ScalerState;
 use crate::task::Task;
 use crate::worker::{self, Worker};
 
@@ -48,7 +48,7 @@ pub(crate) struct Shared {
     pub(crate) scale_ups: AtomicU64,
     pub(crate) scale_downs: AtomicU64,
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
-    pub(crate) monitor: Mutex<MonitorState>,
+    pub(crate) scaler: Mutex<ScalerState>,
     /// Next worker for round-robin placement (`load_aware: false`).
     next_worker: AtomicUsize,
 }
@@ -78,7 +78,7 @@ impl Shared {
             scale_ups: AtomicU64::new(0),
             scale_downs: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
-            monitor: Mutex::new(MonitorState::new(config.max_workers)),
+            scaler: Mutex::new(ScalerState::new(config.max_workers)),
             next_worker: AtomicUsize::new(0),
             config,
         })
@@ -122,7 +122,7 @@ impl Shared {
     /// How long an idle worker sleeps before looking around again.
     pub(crate) fn idle_park(&self) -> Duration {
         self.config
-            .monitor_interval
+            .scale_interval
             .unwrap_or(Duration::from_millis(50))
     }
 
@@ -271,7 +271,7 @@ impl Shared {
     }
 
     /// Puts a task (whose room is reserved) on the better of two randomly
-    /// chosen active workers, by the document's score over live counters.
+    /// chosen active workers, by the seed design's score over live counters.
     pub(crate) fn place(&self, task: Task) {
         if task.class == Priority::Critical {
             self.critical

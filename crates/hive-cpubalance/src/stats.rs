@@ -1,5 +1,5 @@
 //! [`BalancerStats`]: per-worker load and per-class counts, as a snapshot
-//! and through the `metrics` facade (published each monitor tick).
+//! and through the `metrics` facade (published each scaling step).
 
 use std::sync::atomic::Ordering;
 
@@ -16,7 +16,7 @@ pub struct WorkerStats {
     pub index: usize,
     /// Whether it takes new work.
     pub active: bool,
-    /// Fraction of the last monitor interval it was busy (not parked).
+    /// Fraction of the last scale interval it was busy (not parked).
     pub busy_fraction: f64,
     /// Tasks in its queues.
     pub queue_depth: usize,
@@ -69,9 +69,9 @@ pub struct BalancerStats {
     pub workers: Vec<WorkerStats>,
     /// `Low`, `Normal`, `High`, `Critical`.
     pub classes: Vec<ClassStats>,
-    /// Workers added by the monitor.
+    /// Workers added by the scaler.
     pub scale_ups: u64,
-    /// Workers retired by the monitor.
+    /// Workers retired by the scaler.
     pub scale_downs: u64,
     /// Tasks that panicked (their handles got the error).
     pub panics: u64,
@@ -186,15 +186,15 @@ pub(crate) fn publish(shared: &Shared) {
 #[cfg(feature = "metrics")]
 fn describe() {
     metrics::describe_gauge!("hive_cpu_active_workers", "Workers taking work");
-    metrics::describe_counter!("hive_cpu_scale_ups_total", "Workers added by the monitor");
+    metrics::describe_counter!("hive_cpu_scale_ups_total", "Workers added by the scaler");
     metrics::describe_counter!(
         "hive_cpu_scale_downs_total",
-        "Workers retired by the monitor"
+        "Workers retired by the scaler"
     );
     metrics::describe_counter!("hive_cpu_task_panics_total", "Tasks that panicked");
     metrics::describe_gauge!(
         "hive_cpu_worker_busy_ratio",
-        "Fraction of the last monitor interval the worker was busy"
+        "Fraction of the last scale interval the worker was busy"
     );
     metrics::describe_gauge!(
         "hive_cpu_worker_queue_depth",

@@ -147,7 +147,7 @@ pub(crate) struct Worker {
     /// What placement reads per submission, on one cache line.
     pub(crate) load: CachePadded<LiveLoad>,
     pub(crate) live: CachePadded<Live>,
-    /// Busy fraction of the last monitor interval (f64 bits).
+    /// Busy fraction of the last scale interval (f64 bits).
     pub(crate) sampled_load: AtomicU64,
     pub(crate) retire: AtomicBool,
     /// Whether a thread runs this slot.
@@ -193,7 +193,7 @@ impl Worker {
         }
     }
 
-    /// The document's score, from live counters: lower is better. Load
+    /// The seed design's score, from live counters: lower is better. Load
     /// (running now, and busy in the last interval) weighs 0.7; the queue
     /// 0.3, as the queue's length against the mean over active workers
     /// (`mean_queued`): 0 when empty, 0.5 at the mean, towards 1 above.

@@ -17,7 +17,7 @@ use hive_types::{HiveError, Priority};
 fn config(min: usize, max: usize) -> BalancerConfig {
     BalancerConfig::default()
         .workers(min, max)
-        .monitor_interval(None)
+        .scale_interval(None)
 }
 
 #[test]

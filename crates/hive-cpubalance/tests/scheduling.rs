@@ -17,7 +17,7 @@ use hive_types::{HiveError, Priority};
 fn config(workers: usize) -> BalancerConfig {
     BalancerConfig::default()
         .workers(workers, workers)
-        .monitor_interval(None)
+        .scale_interval(None)
 }
 
 /// Occupies every worker until the returned sender is dropped.

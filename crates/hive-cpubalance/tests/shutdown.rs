@@ -18,7 +18,7 @@ use hive_types::{HiveError, Priority};
 fn config(workers: usize) -> BalancerConfig {
     BalancerConfig::default()
         .workers(workers, workers)
-        .monitor_interval(None)
+        .scale_interval(None)
 }
 
 /// Submitters race a shutdown; returns every handle that was accepted.

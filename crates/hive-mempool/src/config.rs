@@ -8,7 +8,7 @@ use hive_types::{HiveError, HiveResult};
 ///
 /// `max_idle` is a hard bound on idle objects, per-thread caches included;
 /// auto-sizing moves the *target* idle count between `min_idle` and
-/// `max_idle` following the document's rule: above 80% utilisation the
+/// `max_idle` following the seed design's rule: above 80% utilisation the
 /// target grows by 25%, below 25% it shrinks by 12%.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
@@ -198,7 +198,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rule_follows_the_document_exactly() {
+    fn rule_follows_the_seed_design_exactly() {
         let c = PoolConfig::new("p", 10_000);
         assert_eq!(c.next_target(400, 0.81), 500);
         assert_eq!(c.next_target(400, 0.80), 400, "80% is not above 80%");

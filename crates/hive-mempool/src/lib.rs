@@ -48,7 +48,7 @@
 //! allocation counts matter (allocator contention, fragmentation). See the
 //! crate README for measured ratios.
 //!
-//! [`SwarmMemoryPools`] bundles the document's three pools. A `Pool<T>`
+//! [`SwarmMemoryPools`] bundles the seed design's three pools. A `Pool<T>`
 //! implements the [`Recycle`] seam, so messaging can
 //! draw its buffers from it.
 //!

@@ -1,4 +1,4 @@
-//! [`SwarmMemoryPools`]: the document's three pools, ready to use.
+//! [`SwarmMemoryPools`]: the seed design's three pools, ready to use.
 
 use std::sync::Arc;
 
@@ -10,15 +10,15 @@ use crate::{Pool, PoolConfig, PoolStats};
 /// Sizes of the three swarm pools.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SwarmPoolsConfig {
-    /// Pool of `String` (document: 500).
+    /// Pool of `String` (seed design: 500).
     pub strings: PoolConfig,
     /// Capacity a new string starts with.
     pub string_capacity: usize,
-    /// Pool of `Vec<u8>` byte buffers (document: 200).
+    /// Pool of `Vec<u8>` byte buffers (seed design: 200).
     pub byte_buffers: PoolConfig,
     /// Capacity a new byte buffer starts with.
     pub byte_buffer_capacity: usize,
-    /// Pool of `Vec<Uuid>` lists (document: 100).
+    /// Pool of `Vec<Uuid>` lists (seed design: 100).
     pub uuid_lists: PoolConfig,
     /// Capacity a new UUID list starts with.
     pub uuid_list_capacity: usize,
@@ -37,7 +37,7 @@ impl Default for SwarmPoolsConfig {
     }
 }
 
-/// The document's `SwarmMemoryPools`: strings, byte buffers and UUID lists.
+/// The seed design's `SwarmMemoryPools`: strings, byte buffers and UUID lists.
 ///
 /// ```
 /// use hive_mempool::SwarmMemoryPools;

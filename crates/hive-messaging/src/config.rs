@@ -12,12 +12,12 @@ use hive_types::{HiveError, HiveResult};
 /// it, on `flush()`, and when its sender is dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommunicatorConfig {
-    /// Messages per batch before it is flushed (the document: 50).
+    /// Messages per batch before it is flushed (the seed design: 50).
     pub max_messages: usize,
     /// Bytes per batch (payloads plus envelope estimate) before it is flushed.
     pub max_bytes: usize,
     /// Longest a message waits in a batch; the timer starts with a batch's
-    /// first message and later messages never push it back (the document: 10 ms).
+    /// first message and later messages never push it back (the seed design: 10 ms).
     pub linger: Duration,
     /// Messages a mailbox holds, counting those already accepted into
     /// senders' batches for it; senders wait (or get `Full`) beyond it.
@@ -170,7 +170,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_the_documents() {
+    fn defaults_are_the_seed_designs() {
         let c = CommunicatorConfig::default();
         assert_eq!((c.max_messages, c.max_bytes), (50, 65536));
         assert_eq!(c.linger, Duration::from_millis(10));

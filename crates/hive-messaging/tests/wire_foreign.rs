@@ -38,7 +38,7 @@ struct Record {
     payload: Vec<u8>,
 }
 
-/// Decodes one frame following the document, step by step.
+/// Decodes one frame following docs/wire-format.md, step by step.
 fn decode_by_the_spec(frame: &[u8], dictionary: Option<&[u8]>) -> (u64, Vec<Record>) {
     assert_eq!(&frame[0..4], b"HIVE");
     assert_eq!(frame[4], 1, "version");
@@ -144,7 +144,7 @@ fn batch() -> Vec<Message> {
 }
 
 #[test]
-fn frames_decode_with_plain_zstd_gzip_and_the_document() {
+fn frames_decode_with_plain_zstd_gzip_and_the_spec_alone() {
     let batch = batch();
     let samples: Vec<Message> = (0..10).flat_map(|_| batch.clone()).collect();
     let dict = Dictionary::train(&samples, 8 * 1024).unwrap();

@@ -1,5 +1,5 @@
 //! Strict decoding: what `docs/wire-format.md` says must be zero, or
-//! single, is rejected when it is not; the document's test vectors decode.
+//! single, is rejected when it is not; the spec's test vectors (docs/wire-format.md) decode.
 #![cfg(feature = "wire")]
 #![allow(
     clippy::unwrap_used,

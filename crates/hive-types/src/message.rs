@@ -173,8 +173,10 @@ impl Message {
     }
 }
 
-/// Envelope bytes counted per message in size limits (the wire record header).
-pub const ENVELOPE_BYTES: usize = 96;
+/// Envelope bytes counted per message in size limits: the bytes of a wire
+/// record before its payload (`docs/wire-format.md`; pinned there by a
+/// `const` assertion on the record layout).
+pub const ENVELOPE_BYTES: usize = 95;
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -47,7 +47,7 @@ pub(crate) fn render(
         )),
         escape(HOW_TO_READ).replace('`', "")
     );
-    h.push_str("<h2>The document's table, measured</h2>");
+    h.push_str("<h2>The seed design's table, measured</h2>");
     let rows: Vec<Vec<String>> = summary::lines(entries).into_iter().map(Vec::from).collect();
     h.push_str(&table(&summary::HEADER, &rows, None));
 

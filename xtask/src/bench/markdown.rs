@@ -40,7 +40,7 @@ pub(crate) fn render(machine: &Machine, entries: &[Entry], swarm: Option<&SwarmR
     let with_goal = entries.iter().filter(|e| e.met().is_some()).count();
     let _ = writeln!(md, "Goals met: **{met} of {with_goal}**.\n");
 
-    let _ = writeln!(md, "## The document's table, measured\n");
+    let _ = writeln!(md, "## The seed design's table, measured\n");
     let rows: Vec<Vec<String>> = summary::lines(entries).into_iter().map(Vec::from).collect();
     md.push_str(&summary::table(&summary::HEADER, &rows));
 

@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: runs every comparison benchmark and the end-to-end
 //! swarm run in release mode, then writes `target/hive-bench/report.json`,
-//! `report.md` and `report.html` and prints the document's table.
+//! `report.md` and `report.html` and prints the seed design's table.
 
 mod ablation;
 mod collect;
@@ -161,7 +161,7 @@ fn report_json(machine: &Machine, entries: &[Entry]) -> Result<String> {
 }
 
 fn print_summary(entries: &[Entry], out: &Path) {
-    println!("\nThe document's table, measured (median of this run):\n");
+    println!("\nThe seed design's table, measured (median of this run):\n");
     let rows: Vec<Vec<String>> = summary::lines(entries).into_iter().map(Vec::from).collect();
     print!("{}", summary::table(&summary::HEADER, &rows));
     println!("\nEvery comparison (ratio = hive / anchor, same run):\n");

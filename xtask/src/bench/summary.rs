@@ -1,4 +1,4 @@
-//! The document's summary table, with the measured figure and the goal of
+//! The seed design's summary table, with the measured figure and the goal of
 //! each row, from the end-to-end entries of the run.
 
 use super::collect::Entry;
@@ -12,18 +12,18 @@ enum Show {
     Change,
 }
 
-/// One row of the document's table.
+/// One row of the seed design's table.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Row {
     pub metric: &'static str,
-    /// What the document claimed.
+    /// What the seed design claimed.
     pub document: &'static str,
     /// The `case` of the hive-core entry that measures it.
     pub case: &'static str,
     show: Show,
 }
 
-/// The rows, in the document's order; each `case` is written by
+/// The rows, in the seed design's order; each `case` is written by
 /// `benches/benches/swarm.rs` (a test checks they agree).
 pub(crate) const ROWS: [Row; 11] = [
     row(

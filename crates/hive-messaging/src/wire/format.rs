@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hive_types::{
     AgentId, FrameError, Message, MessageId, MessageKind, Priority, Recipient, Timestamp,
+    ENVELOPE_BYTES,
 };
 
 /// The first four bytes of every frame.
@@ -16,8 +17,22 @@ pub const MAGIC: [u8; 4] = *b"HIVE";
 pub const VERSION: u8 = 1;
 /// Bytes of a frame header.
 pub const HEADER_LEN: usize = 40;
-/// Bytes of a message record before its payload.
-pub const MESSAGE_ENVELOPE: usize = 95;
+/// A message record's fields before the payload, in order: id, sender,
+/// recipient tag, recipient, kind, priority, flags, created_at,
+/// correlation id, ttl, payload length, reserved.
+const RECORD_FIELDS: [usize; 12] = [16, 16, 1, 16, 4, 1, 1, 8, 16, 8, 4, 4];
+
+const fn total(fields: &[usize]) -> usize {
+    let (mut sum, mut rest) = (0, fields);
+    while let [first, tail @ ..] = rest {
+        sum += *first;
+        rest = tail;
+    }
+    sum
+}
+
+// `ENVELOPE_BYTES` (a message record before its payload) is pinned to the layout `write_message` writes.
+const _: () = assert!(total(&RECORD_FIELDS) == ENVELOPE_BYTES);
 /// Bytes of a control record.
 pub const CONTROL_RECORD: usize = 17;
 
@@ -156,7 +171,7 @@ impl FrameHeader {
         let smallest = if header.control {
             CONTROL_RECORD
         } else {
-            MESSAGE_ENVELOPE
+            ENVELOPE_BYTES
         } as u64;
         if u64::from(header.count) * smallest > u64::from(header.raw_len) {
             return Err(FrameError::Inconsistent(
@@ -193,7 +208,7 @@ pub enum Control {
 
 /// Appends a message record to `out`.
 pub(crate) fn write_message(out: &mut Vec<u8>, m: &Message) {
-    out.reserve(MESSAGE_ENVELOPE + m.payload.len());
+    out.reserve(ENVELOPE_BYTES + m.payload.len());
     out.extend_from_slice(m.id.as_bytes());
     out.extend_from_slice(m.sender.as_bytes());
     match m.recipient {
@@ -228,7 +243,7 @@ pub(crate) fn write_message(out: &mut Vec<u8>, m: &Message) {
 
 /// Bytes a message takes on the wire before compression.
 pub fn message_len(m: &Message) -> usize {
-    MESSAGE_ENVELOPE + m.payload.len()
+    ENVELOPE_BYTES + m.payload.len()
 }
 
 /// Appends a control record to `out`.

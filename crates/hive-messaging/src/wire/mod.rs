@@ -40,7 +40,6 @@ pub use codec::{
 };
 pub use dictionary::Dictionary;
 pub use format::{
-    message_len, Codec, Control, FrameHeader, CONTROL_RECORD, HEADER_LEN, MAGIC, MESSAGE_ENVELOPE,
-    VERSION,
+    message_len, Codec, Control, FrameHeader, CONTROL_RECORD, HEADER_LEN, MAGIC, VERSION,
 };
 pub use stats::{Direction, WireStats};

@@ -1,4 +1,4 @@
-//! The system's monitor: every tick it maintains the pools, samples and
+//! The system's ticker: every tick it maintains the pools, samples and
 //! scales the balancer, retries agent runs that found the balancer full,
 //! records resident memory, samples the recorder, runs the watchdog,
 //! publishes per-agent figures and sends heartbeats.
@@ -17,17 +17,17 @@ use crate::system::{lock, SystemInner};
 /// Most memory samples kept (one per tick: ten minutes at 100 ms).
 const RSS_SAMPLES: usize = 6000;
 
-pub(crate) struct Monitor {
+pub(crate) struct Ticker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Drop for Monitor {
+impl Drop for Ticker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
-            // The last handle to the system may be dropped on the monitor
+            // The last handle to the system may be dropped on the ticker
             // thread itself (during a tick): it then ends on its own.
             if t.thread().id() != std::thread::current().id() {
                 let _ = t.join();
@@ -48,7 +48,7 @@ pub(crate) fn start(inner: &Arc<SystemInner>, interval: Duration) -> HiveResult<
     let started = Instant::now();
     let mut last_heartbeat = Instant::now();
     let thread = std::thread::Builder::new()
-        .name("hive-system-monitor".into())
+        .name("hive-system-ticker".into())
         .spawn(move || {
             while !stopped.load(Ordering::Acquire) {
                 std::thread::park_timeout(interval);
@@ -66,7 +66,7 @@ pub(crate) fn start(inner: &Arc<SystemInner>, interval: Duration) -> HiveResult<
                 }
             }
         })?;
-    *lock(&inner.monitor) = Some(Monitor {
+    *lock(&inner.ticker) = Some(Ticker {
         stop,
         thread: Some(thread),
     });

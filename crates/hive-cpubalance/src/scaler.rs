@@ -1,4 +1,4 @@
-//! The monitor: samples each worker's real busy time every interval and
+//! The scaler: samples each worker's real busy time every interval and
 //! scales the worker count.
 //!
 //! It adds a worker when every worker was busy (at least `scale_up_busy` of
@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::shared::{RunState, Shared};
 
-/// What one monitor step did.
+/// What one scaling step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScaleDecision {
     /// A worker was started.
@@ -24,17 +24,17 @@ pub enum ScaleDecision {
     Kept,
 }
 
-/// The monitor's memory between steps.
-pub(crate) struct MonitorState {
+/// The scaler's memory between steps.
+pub(crate) struct ScalerState {
     last: Option<Instant>,
     last_busy: Vec<u64>,
     last_completed: u64,
     idle_streak: u32,
 }
 
-impl MonitorState {
+impl ScalerState {
     pub(crate) fn new(slots: usize) -> Self {
-        MonitorState {
+        ScalerState {
             last: None,
             last_busy: vec![0; slots],
             last_completed: 0,
@@ -43,10 +43,10 @@ impl MonitorState {
     }
 }
 
-/// One monitor step: sample busy time since the last step, then scale.
+/// One scaling step: sample busy time since the last step, then scale.
 pub(crate) fn step(shared: &Arc<Shared>) -> ScaleDecision {
     let mut state = shared
-        .monitor
+        .scaler
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let now = Instant::now();
@@ -120,14 +120,14 @@ pub(crate) fn step(shared: &Arc<Shared>) -> ScaleDecision {
     ScaleDecision::Kept
 }
 
-/// The monitor thread: a step every interval until the balancer is gone.
+/// The scaler thread: a step every interval until the balancer is gone.
 pub(crate) fn spawn(shared: &Arc<Shared>) -> std::io::Result<()> {
-    let Some(interval) = shared.config.monitor_interval else {
+    let Some(interval) = shared.config.scale_interval else {
         return Ok(());
     };
     let weak: Weak<Shared> = Arc::downgrade(shared);
     let handle = std::thread::Builder::new()
-        .name(format!("{}-monitor", shared.config.thread_name))
+        .name(format!("{}-scaler", shared.config.thread_name))
         .spawn(move || loop {
             std::thread::park_timeout(interval);
             let Some(shared) = weak.upgrade() else { return };
