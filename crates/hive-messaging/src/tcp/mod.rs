@@ -415,6 +415,11 @@ async fn accept_loop(
                         link.close_shared().await;
                     }
                     let report = link.wait_finished().await;
+                    if !link.is_ready() {
+                        // Counted before the link leaves the table, so a
+                        // caller that saw it leave sees the count.
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
                     let mut table = lock_links(&links);
                     table.open.remove(&id);
                     table.ended += report.stats;
