@@ -44,7 +44,7 @@ pub(crate) fn start(inner: &Arc<SystemInner>, interval: Duration) -> HiveResult<
     let perf = inner
         .recorder
         .clone()
-        .map(|r| hive_metrics::PerformanceMonitor::new(r, 600));
+        .and_then(|r| hive_metrics::PerformanceMonitor::new(r, 600).ok());
     let started = Instant::now();
     let mut last_heartbeat = Instant::now();
     let thread = std::thread::Builder::new()

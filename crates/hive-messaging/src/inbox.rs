@@ -1,4 +1,6 @@
-//! The shared side of a mailbox: a bounded queue of batches.
+//! The bounded queue of batches behind a [`Mailbox`](crate::Mailbox) (an
+//! agent's receiving end) and behind a link's write queue
+//! (`transport::LinkQueue`): one type, two owners.
 //!
 //! Capacity is counted in messages and *reserved when a message is
 //! accepted*, even while it still sits in a sender's batch, so a flush never

@@ -244,9 +244,8 @@ impl Mailbox {
         self.inbox
             .ready_hook
             .set(Box::new(hook))
-            .map_err(|_| HiveError::Config {
-                field: "on_ready",
-                reason: "a ready hook is already set for this mailbox".into(),
+            .map_err(|_| HiveError::AlreadySet {
+                what: "this mailbox's ready hook",
             })
     }
 

@@ -185,10 +185,11 @@ impl Requests {
         }
         let slot = Arc::new(ReplySlot::default());
         match table.entries.entry(id) {
-            Entry::Occupied(_) => return Err(HiveError::config(
-                "request id",
-                "a request with this id is already waiting; build a new message for each request",
-            )),
+            Entry::Occupied(_) => {
+                return Err(HiveError::AlreadySet {
+                    what: "a waiter for this request id (build a new message for each request)",
+                })
+            }
             Entry::Vacant(v) => {
                 v.insert(Pending::Waiting {
                     slot: slot.clone(),
@@ -360,10 +361,9 @@ impl Drop for PendingReply<'_> {
 fn recipient(request: &Message) -> HiveResult<AgentId> {
     match request.recipient {
         Recipient::Agent(to) => Ok(to),
-        Recipient::Broadcast => Err(HiveError::config(
-            "recipient",
-            "a request goes to one agent; a broadcast has no single reply",
-        )),
+        Recipient::Broadcast => Err(HiveError::NeedsOneRecipient {
+            what: "a request (a broadcast has no single reply)",
+        }),
     }
 }
 

@@ -265,10 +265,7 @@ impl Sender {
     /// [`HiveError::Full`].
     pub fn try_send(&self, message: Message) -> Result<(), Rejected<Message>> {
         let Recipient::Agent(to) = message.recipient else {
-            let e = HiveError::config(
-                "recipient",
-                "try_send goes to one agent; use broadcast for Recipient::Broadcast",
-            );
+            let e = HiveError::NeedsOneRecipient { what: "try_send" };
             return Err(Rejected::new(message, e));
         };
         let mut state = lock(&self.core.state);

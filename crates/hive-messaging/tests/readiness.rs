@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hive_messaging::{Communicator, CommunicatorConfig};
+use hive_messaging::{Communicator, CommunicatorConfig, HiveError};
 use hive_types::{AgentId, Message, Priority};
 
 fn held_batches() -> CommunicatorConfig {
@@ -27,7 +27,10 @@ fn ready_hook_runs_when_a_batch_arrives_and_only_one_can_be_set() {
             counter.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
-    assert!(mailbox.on_ready(|| {}).is_err(), "a second hook is refused");
+    assert!(
+        matches!(mailbox.on_ready(|| {}), Err(HiveError::AlreadySet { .. })),
+        "a second hook is refused"
+    );
 
     let sender = comm.sender();
     sender.send(Message::new(a, b, &b"held"[..])).unwrap();

@@ -146,3 +146,25 @@ fn sends_and_broadcasts_into_full_mailboxes_give_up_on_time() {
     // bound only tells a hang from a slow machine.
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[test]
+fn a_request_or_try_send_to_a_broadcast_is_refused_as_such() {
+    let comm = Communicator::new(CommunicatorConfig::default()).unwrap();
+    let _listener = comm.register(AgentId::random()).unwrap();
+    let sender = comm.sender();
+    let shout = || Message::request(AgentId::nil(), Recipient::Broadcast, "who?");
+    assert!(matches!(
+        sender.request(shout(), Duration::from_secs(1)),
+        Err(HiveError::NeedsOneRecipient { .. })
+    ));
+    let rejected = sender.try_send(shout()).unwrap_err();
+    assert!(matches!(
+        rejected.error(),
+        HiveError::NeedsOneRecipient { .. }
+    ));
+    assert_eq!(
+        rejected.value().payload.as_ref(),
+        b"who?",
+        "the message comes back"
+    );
+}

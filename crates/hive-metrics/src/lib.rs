@@ -55,6 +55,8 @@ pub use http::{router, MetricsServer, DASHBOARD_HTML};
 /// The `metrics` facade hive records through, re-exported so its macros
 /// (`metrics::counter!` and the rest) need no dependency of their own.
 pub use metrics;
+
+pub use hive_types::{HiveError, HiveResult};
 pub use monitor::PerformanceMonitor;
 pub use recorder::{HiveRecorder, RecorderConfig, OVERFLOW_LABEL};
 pub use regression::{Alert, Baseline, BaselineEntry, RegressionDetector, Thresholds};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hive_types::HiveResult;
+use hive_types::{HiveError, HiveResult};
 
 use crate::recorder::{lock, HiveRecorder};
 use crate::snapshot::Snapshot;
@@ -33,7 +33,7 @@ struct Shared {
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
 ///
-/// let monitor = PerformanceMonitor::new(HiveRecorder::new(), 60);
+/// let monitor = PerformanceMonitor::new(HiveRecorder::new(), 60)?;
 /// let ticks = Arc::new(AtomicUsize::new(0));
 /// let seen = ticks.clone();
 /// monitor.on_tick(move |_snapshot| { seen.fetch_add(1, Ordering::SeqCst); });
@@ -41,6 +41,7 @@ struct Shared {
 /// monitor.tick();
 /// assert_eq!(ticks.load(Ordering::SeqCst), 2);
 /// assert_eq!(monitor.history().len(), 2);
+/// # Ok::<(), hive_metrics::HiveError>(())
 /// ```
 pub struct PerformanceMonitor {
     shared: Arc<Shared>,
@@ -48,25 +49,28 @@ pub struct PerformanceMonitor {
 }
 
 impl PerformanceMonitor {
-    /// A monitor keeping `capacity` snapshots, ticked by hand with
-    /// [`tick`](Self::tick).
-    pub fn new(recorder: HiveRecorder, capacity: usize) -> Self {
-        PerformanceMonitor {
+    /// A monitor keeping `capacity` snapshots (at least 1), ticked by hand
+    /// with [`tick`](Self::tick).
+    pub fn new(recorder: HiveRecorder, capacity: usize) -> HiveResult<Self> {
+        if capacity == 0 {
+            return Err(HiveError::config("capacity", "must be at least 1 snapshot"));
+        }
+        Ok(PerformanceMonitor {
             shared: Arc::new(Shared {
                 recorder,
                 history: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
-                capacity: capacity.max(1),
+                capacity,
                 hooks: Mutex::new(Vec::new()),
                 ticks: AtomicU64::new(0),
                 stop: (Mutex::new(false), Condvar::new()),
             }),
             thread: None,
-        }
+        })
     }
 
     /// A monitor that ticks on its own thread every `interval` until dropped.
     pub fn start(recorder: HiveRecorder, interval: Duration, capacity: usize) -> HiveResult<Self> {
-        let mut monitor = PerformanceMonitor::new(recorder, capacity);
+        let mut monitor = PerformanceMonitor::new(recorder, capacity)?;
         let shared = monitor.shared.clone();
         let thread = std::thread::Builder::new()
             .name("hive-perf-monitor".into())
@@ -160,7 +164,7 @@ mod tests {
     #[test]
     fn history_is_bounded_and_the_thread_ticks() {
         let recorder = HiveRecorder::new();
-        let monitor = PerformanceMonitor::new(recorder.clone(), 3);
+        let monitor = PerformanceMonitor::new(recorder.clone(), 3).unwrap();
         for _ in 0..10 {
             monitor.tick();
         }

@@ -32,6 +32,28 @@ pub struct RecorderConfig {
     pub rate_window: Duration,
 }
 
+impl RecorderConfig {
+    /// Checks every field; [`HiveRecorder::with_config`] calls it.
+    pub fn validate(&self) -> HiveResult<()> {
+        if self.cardinality_limit == 0 {
+            return Err(HiveError::config("cardinality_limit", "must be at least 1"));
+        }
+        if !(1..=10).contains(&self.precision) {
+            return Err(HiveError::config(
+                "precision",
+                format!(
+                    "must be 1..=10 (buckets per octave as a power of two), not {}",
+                    self.precision
+                ),
+            ));
+        }
+        if self.rate_window.is_zero() {
+            return Err(HiveError::config("rate_window", "must be more than zero"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for RecorderConfig {
     fn default() -> Self {
         RecorderConfig {
@@ -106,12 +128,17 @@ impl Default for HiveRecorder {
 impl HiveRecorder {
     /// A recorder with the default configuration.
     pub fn new() -> Self {
-        HiveRecorder::with_config(RecorderConfig::default())
+        HiveRecorder::build(RecorderConfig::default())
     }
 
-    /// A recorder with `config`.
-    pub fn with_config(config: RecorderConfig) -> Self {
-        let precision = config.precision.clamp(1, 10);
+    /// A recorder with `config`, once [`RecorderConfig::validate`] accepts it.
+    pub fn with_config(config: RecorderConfig) -> HiveResult<Self> {
+        config.validate()?;
+        Ok(HiveRecorder::build(config))
+    }
+
+    fn build(config: RecorderConfig) -> Self {
+        let precision = config.precision;
         HiveRecorder {
             inner: Arc::new(Inner {
                 registry: Registry::new(HiveStorage { precision }),
@@ -127,11 +154,8 @@ impl HiveRecorder {
 
     /// Installs this recorder as the global `metrics` recorder.
     pub fn install(&self) -> HiveResult<()> {
-        metrics::set_global_recorder(self.clone()).map_err(|_| HiveError::Config {
-            field: "recorder",
-            reason: "a global metrics recorder is already installed; install once, at startup, \
-                     or use metrics::with_local_recorder"
-                .into(),
+        metrics::set_global_recorder(self.clone()).map_err(|_| HiveError::AlreadySet {
+            what: "the global metrics recorder (install once, at startup, or use metrics::with_local_recorder)",
         })
     }
 

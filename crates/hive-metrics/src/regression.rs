@@ -75,9 +75,9 @@ impl Baseline {
 
     /// Reads a baseline from JSON.
     pub fn from_json(text: &str) -> HiveResult<Self> {
-        serde_json::from_str(text).map_err(|e| HiveError::Config {
-            field: "baseline",
-            reason: format!("not a baseline JSON document ({e}); save one with Baseline::save"),
+        serde_json::from_str(text).map_err(|e| HiveError::Payload {
+            what: "baseline (JSON written by Baseline::save)",
+            reason: e.to_string(),
         })
     }
 
@@ -137,6 +137,31 @@ impl Default for Thresholds {
     }
 }
 
+impl Thresholds {
+    /// Checks every field; [`RegressionDetector::new`] calls it.
+    pub fn validate(&self) -> HiveResult<()> {
+        if !(self.throughput_drop > 0.0 && self.throughput_drop < 1.0) {
+            return Err(HiveError::config(
+                "throughput_drop",
+                format!("must be a fraction in (0, 1), not {}", self.throughput_drop),
+            ));
+        }
+        if !(self.latency_rise > 0.0 && self.latency_rise.is_finite()) {
+            return Err(HiveError::config(
+                "latency_rise",
+                format!("must be a fraction above 0, not {}", self.latency_rise),
+            ));
+        }
+        if self.consecutive == 0 {
+            return Err(HiveError::config(
+                "consecutive",
+                "must be at least 1 window",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A figure past its threshold for `windows` windows in a row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
@@ -181,12 +206,14 @@ impl fmt::Display for Alert {
 ///
 /// let mut base = Baseline::new("main");
 /// base.insert("throughput", 1000.0, true, "msg/s");
-/// let mut detector = RegressionDetector::new(base, Thresholds { consecutive: 2, ..Default::default() });
+/// let mut detector =
+///     RegressionDetector::new(base, Thresholds { consecutive: 2, ..Default::default() })?;
 /// let slow = BTreeMap::from([("throughput".to_string(), 800.0)]);
 /// assert!(detector.observe(&slow).is_empty()); // one window is not enough
 /// let alerts = detector.observe(&slow);
 /// assert_eq!(alerts.len(), 1);
 /// assert!(alerts[0].to_string().contains("dropped -20.0%"));
+/// # Ok::<(), hive_metrics::HiveError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct RegressionDetector {
@@ -197,8 +224,14 @@ pub struct RegressionDetector {
 }
 
 impl RegressionDetector {
-    /// A detector for `baseline` with `thresholds`.
-    pub fn new(baseline: Baseline, thresholds: Thresholds) -> Self {
+    /// A detector for `baseline` with `thresholds`, once
+    /// [`Thresholds::validate`] accepts them.
+    pub fn new(baseline: Baseline, thresholds: Thresholds) -> HiveResult<Self> {
+        thresholds.validate()?;
+        Ok(RegressionDetector::build(baseline, thresholds))
+    }
+
+    fn build(baseline: Baseline, thresholds: Thresholds) -> Self {
         RegressionDetector {
             baseline,
             thresholds,
@@ -227,7 +260,7 @@ impl RegressionDetector {
                 continue;
             }
             *streak += 1;
-            if *streak == self.thresholds.consecutive.max(1) {
+            if *streak == self.thresholds.consecutive {
                 alerts.push(Alert {
                     key: key.clone(),
                     baseline: entry.value,
@@ -270,7 +303,7 @@ impl RegressionDetector {
             consecutive: 1,
             ..thresholds.clone()
         };
-        RegressionDetector::new(baseline.clone(), once).observe(current)
+        RegressionDetector::build(baseline.clone(), once).observe(current)
     }
 }
 

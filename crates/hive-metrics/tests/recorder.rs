@@ -11,8 +11,11 @@
 )]
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use hive_metrics::{
-    Baseline, HiveRecorder, RecorderConfig, RegressionDetector, Snapshot, Thresholds,
+    Baseline, HiveError, HiveRecorder, PerformanceMonitor, RecorderConfig, RegressionDetector,
+    Snapshot, Thresholds,
 };
 
 fn record(recorder: &HiveRecorder, f: impl FnOnce()) {
@@ -110,7 +113,8 @@ fn the_cardinality_limit_routes_extra_label_sets_to_one_overflow_series() {
     let r = HiveRecorder::with_config(RecorderConfig {
         cardinality_limit: 10,
         ..Default::default()
-    });
+    })
+    .unwrap();
     record(&r, || {
         for id in 0..1000 {
             metrics::counter!("per_agent_total", "agent" => id.to_string()).increment(1);
@@ -197,9 +201,10 @@ fn prometheus_text_has_types_help_and_escaped_labels() {
 #[test]
 fn rates_come_from_successive_snapshots() {
     let r = HiveRecorder::with_config(RecorderConfig {
-        rate_window: std::time::Duration::from_secs(60),
+        rate_window: Duration::from_secs(60),
         ..Default::default()
-    });
+    })
+    .unwrap();
     record(&r, || metrics::counter!("ticks_total").increment(10));
     assert_eq!(
         r.snapshot().counter("ticks_total").unwrap().rate_per_sec,
@@ -231,7 +236,7 @@ fn regressions_fire_on_a_slowdown_and_stay_silent_on_noise() {
     base.insert("throughput", 1_000_000.0, true, "msg/s");
     base.insert("p99", 0.010, false, "s");
     let base = Baseline::from_json(&base.to_json()).unwrap();
-    let mut detector = RegressionDetector::new(base.clone(), Thresholds::default());
+    let mut detector = RegressionDetector::new(base.clone(), Thresholds::default()).unwrap();
     let mut rng = fastrand::Rng::with_seed(3);
     for _ in 0..20 {
         assert!(detector
@@ -253,4 +258,72 @@ fn regressions_fire_on_a_slowdown_and_stay_silent_on_noise() {
         &Thresholds::default(),
     );
     assert_eq!(once.len(), 1);
+}
+
+#[test]
+fn unusable_settings_are_config_errors_naming_the_field() {
+    let field = |r: Result<(), HiveError>| match r {
+        Err(HiveError::Config { field, .. }) => field,
+        other => panic!("expected a config error, got {other:?}"),
+    };
+    let recorder = |c: RecorderConfig| HiveRecorder::with_config(c).map(drop);
+    assert_eq!(
+        field(recorder(RecorderConfig {
+            cardinality_limit: 0,
+            ..Default::default()
+        })),
+        "cardinality_limit"
+    );
+    for precision in [0, 11] {
+        assert_eq!(
+            field(recorder(RecorderConfig {
+                precision,
+                ..Default::default()
+            })),
+            "precision"
+        );
+    }
+    assert_eq!(
+        field(recorder(RecorderConfig {
+            rate_window: Duration::ZERO,
+            ..Default::default()
+        })),
+        "rate_window"
+    );
+    assert_eq!(
+        field(PerformanceMonitor::new(HiveRecorder::new(), 0).map(drop)),
+        "capacity"
+    );
+    let detector = |t: Thresholds| RegressionDetector::new(Baseline::new("b"), t).map(drop);
+    assert_eq!(
+        field(detector(Thresholds {
+            consecutive: 0,
+            ..Default::default()
+        })),
+        "consecutive"
+    );
+    assert_eq!(
+        field(detector(Thresholds {
+            throughput_drop: 1.5,
+            ..Default::default()
+        })),
+        "throughput_drop"
+    );
+    assert_eq!(
+        field(detector(Thresholds {
+            latency_rise: f64::NAN,
+            ..Default::default()
+        })),
+        "latency_rise"
+    );
+}
+
+#[test]
+fn installing_a_second_global_recorder_says_it_is_already_set() {
+    let first = HiveRecorder::new();
+    let _ = first.install(); // another test binary may not have one yet
+    assert!(matches!(
+        HiveRecorder::new().install(),
+        Err(HiveError::AlreadySet { .. })
+    ));
 }

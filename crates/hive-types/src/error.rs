@@ -52,13 +52,21 @@ pub enum HiveError {
     )]
     NameTaken(String),
 
-    /// Something looked up by name was not there.
-    #[error("{what} `{name}` was not found: check the name or create it first")]
-    NotFound {
-        /// The kind of thing.
+    /// Something that can be set once was already set (a global recorder,
+    /// a mailbox's ready hook, a waiter for a request id).
+    #[error("{what} is already set: it is set once; keep the first, or make a new one")]
+    AlreadySet {
+        /// What was set.
         what: &'static str,
-        /// Its name.
-        name: String,
+    },
+
+    /// A call that goes to one agent was given [`Recipient::Broadcast`].
+    ///
+    /// [`Recipient::Broadcast`]: crate::Recipient::Broadcast
+    #[error("{what} goes to one agent, not to a broadcast: address an agent, or use broadcast")]
+    NeedsOneRecipient {
+        /// The call.
+        what: &'static str,
     },
 
     /// A frame read from the outside was malformed.
@@ -107,10 +115,9 @@ pub enum HiveError {
     #[error("I/O error: {0}; check the peer and the network, then reconnect")]
     Io(#[from] std::io::Error),
 
-    /// A payload could not be encoded, or decoded as the type asked for.
-    #[error(
-        "payload is not a valid {what}: {reason}; the two sides disagree on the payload's type"
-    )]
+    /// A payload (or a stored document, such as a baseline) could not be
+    /// encoded, or decoded as the type asked for.
+    #[error("not a valid {what}: {reason}; its writer and its reader disagree on the format")]
     Payload {
         /// The type (or format) expected.
         what: &'static str,
@@ -327,11 +334,14 @@ mod tests {
                 "pick another name, or stop that agent first",
             ),
             (
-                HiveError::NotFound {
-                    what: "pool",
-                    name: "strings".into(),
+                HiveError::AlreadySet {
+                    what: "the global metrics recorder",
                 },
-                "check the name or create it first",
+                "keep the first, or make a new one",
+            ),
+            (
+                HiveError::NeedsOneRecipient { what: "a request" },
+                "address an agent, or use broadcast",
             ),
             (
                 HiveError::InvalidFrame(FrameError::UnsupportedVersion(9)),
@@ -374,7 +384,7 @@ mod tests {
                     what: "Score",
                     reason: "missing field `value`".into(),
                 },
-                "the two sides disagree on the payload's type",
+                "its writer and its reader disagree on the format",
             ),
             (
                 HiveError::WouldDeadlock {

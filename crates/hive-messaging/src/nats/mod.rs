@@ -157,11 +157,13 @@ impl NatsConfig {
                 return Err(HiveError::config(field, "must be at least 1"));
             }
         }
-        if self.ack_timeout.is_zero() || self.close_timeout.is_zero() {
-            return Err(HiveError::config(
-                "ack_timeout",
-                "ack_timeout and close_timeout must be more than zero",
-            ));
+        for (field, value) in [
+            ("ack_timeout", self.ack_timeout),
+            ("close_timeout", self.close_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(HiveError::config(field, "must be more than zero"));
+            }
         }
         if self.swarm.is_empty() || self.swarm.contains(['.', '*', '>', ' ']) {
             return Err(HiveError::config(

@@ -72,8 +72,8 @@ impl Dictionary {
 }
 
 fn dict_error(reason: &str) -> HiveError {
-    HiveError::Config {
-        field: "dictionary",
+    HiveError::Payload {
+        what: "zstd dictionary",
         reason: reason.to_string(),
     }
 }
