@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,9 +25,7 @@ use crate::supervision::{AgentEventKind, Backoff, EventHook, Events, RestartPoli
 /// One handled message in this many has its latency measured.
 pub(crate) const LATENCY_SAMPLE: u64 = 8;
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use hive_types::sync::lock;
 
 /// What agents get unless they are spawned with their own settings.
 #[derive(Debug, Clone, Copy)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hive_types::{HiveResult, Priority, Rejected};
@@ -12,6 +12,7 @@ use crate::scaler::{self, ScaleDecision};
 use crate::shared::{RunState, Shared};
 use crate::stats::{self, BalancerStats};
 use crate::task::{Detached, HandleState, Job, Task, TaskHandle, WithHandle};
+use hive_types::sync::lock;
 
 /// A priority-aware executor of CPU-bound closures on OS threads.
 ///
@@ -322,11 +323,7 @@ impl Balancer {
         let deadline = Instant::now() + timeout;
         let me = std::thread::current().id();
         loop {
-            let mut threads = self
-                .shared
-                .threads
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut threads = lock(&self.shared.threads);
             let (done, running): (Vec<_>, Vec<_>) =
                 threads.drain(..).partition(|h| h.is_finished());
             *threads = running;
@@ -334,11 +331,7 @@ impl Balancer {
             for h in done {
                 let _ = h.join();
             }
-            let threads = self
-                .shared
-                .threads
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let threads = lock(&self.shared.threads);
             let waiting = threads.iter().filter(|h| h.thread().id() != me).count();
             if waiting == 0 {
                 return !threads.iter().any(|h| h.thread().id() == me);
@@ -354,13 +347,7 @@ impl Balancer {
 
     fn join_all(&self) {
         loop {
-            let handles: Vec<_> = std::mem::take(
-                &mut *self
-                    .shared
-                    .threads
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner),
-            );
+            let handles: Vec<_> = std::mem::take(&mut *lock(&self.shared.threads));
             if handles.is_empty() {
                 return;
             }
@@ -385,13 +372,7 @@ impl Drop for Balancer {
             self.shared.cancel_queued(); // counted per class as cancelled
         }
         self.shared.wake_all();
-        for h in self
-            .shared
-            .threads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        for h in lock(&self.shared.threads).iter() {
             h.thread().unpark();
         }
     }

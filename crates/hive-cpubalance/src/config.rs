@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hive_types::{HiveError, HiveResult, Priority};
+use hive_types::{HiveError, HiveResult, PerPriority, Priority};
 
 /// How a [`Balancer`](crate::Balancer) runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,10 +11,10 @@ pub struct BalancerConfig {
     pub min_workers: usize,
     /// Most workers the scaler may start (default: 4 x cores).
     pub max_workers: usize,
-    /// Queued tasks each class may hold, indexed by [`Priority::index`]
-    /// (`Low, Normal, High, Critical`). Classes never share room, so a
-    /// flood of `Low` work cannot keep `Critical` out.
-    pub queue_capacity: [usize; 4],
+    /// Queued tasks each class may hold (`config.queue_capacity[Priority::Low]`).
+    /// Classes never share room, so a flood of `Low` work cannot keep
+    /// `Critical` out.
+    pub queue_capacity: PerPriority<usize>,
     /// How often the scaler samples busy time and scales; `None` runs no
     /// scaler thread (call [`Balancer::rebalance`](crate::Balancer::rebalance)).
     pub scale_interval: Option<Duration>,
@@ -48,7 +48,7 @@ impl Default for BalancerConfig {
         BalancerConfig {
             min_workers: cores,
             max_workers: 4 * cores,
-            queue_capacity: [65_536, 65_536, 65_536, 4_096],
+            queue_capacity: PerPriority([65_536, 65_536, 65_536, 4_096]),
             scale_interval: Some(Duration::from_millis(100)),
             aging_threshold: Duration::from_millis(50),
             weights: [4, 2, 1],
@@ -73,9 +73,7 @@ impl BalancerConfig {
 
     /// Sets one class's queue capacity.
     pub fn queue_capacity(mut self, class: Priority, capacity: usize) -> Self {
-        if let Some(c) = self.queue_capacity.get_mut(class.index()) {
-            *c = capacity;
-        }
+        self.queue_capacity[class] = capacity;
         self
     }
 
@@ -108,7 +106,7 @@ impl BalancerConfig {
         if self.max_workers > 4096 {
             return Err(HiveError::config("max_workers", "must be at most 4096"));
         }
-        if self.queue_capacity.contains(&0) {
+        if self.queue_capacity.values().any(|&c| c == 0) {
             return Err(HiveError::config(
                 "queue_capacity",
                 "every class needs room for at least 1 task",

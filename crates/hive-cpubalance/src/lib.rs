@@ -66,7 +66,7 @@ mod worker;
 
 pub use balancer::Balancer;
 pub use config::BalancerConfig;
-pub use hive_types::{HiveError, HiveResult, Priority, Rejected};
+pub use hive_types::{HiveError, HiveResult, PerPriority, Priority, Rejected};
 pub use scaler::ScaleDecision;
 pub use stats::{BalancerStats, ClassStats, WorkerStats};
 pub use task::TaskHandle;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::shared::{RunState, Shared};
+use hive_types::sync::lock;
 
 /// What one scaling step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +46,7 @@ impl ScalerState {
 
 /// One scaling step: sample busy time since the last step, then scale.
 pub(crate) fn step(shared: &Arc<Shared>) -> ScaleDecision {
-    let mut state = shared
-        .scaler
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut state = lock(&shared.scaler);
     let now = Instant::now();
     let now_ns = shared.nanos(now);
     let elapsed = state
@@ -137,10 +135,6 @@ pub(crate) fn spawn(shared: &Arc<Shared>) -> std::io::Result<()> {
             step(&shared);
             crate::stats::publish(&shared);
         })?;
-    shared
-        .threads
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(handle);
+    lock(&shared.threads).push(handle);
     Ok(())
 }

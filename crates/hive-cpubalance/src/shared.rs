@@ -4,13 +4,13 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use event_listener::Event;
-use hive_types::{HiveError, HiveResult, Priority};
+use hive_types::{HiveError, HiveResult, PerPriority, Priority};
 
 use crate::config::BalancerConfig;
 use crate::gate::Gate;
@@ -18,6 +18,7 @@ pub(crate) use crate::gate::RunState;
 use crate::scaler::ScalerState;
 use crate::task::Task;
 use crate::worker::{self, Worker};
+use hive_types::sync::lock;
 
 /// One priority class: its room and its counters.
 pub(crate) struct Class {
@@ -37,7 +38,7 @@ pub(crate) struct Shared {
     /// Every slot up to `max_workers`; slots `0..active` take new work.
     pub(crate) workers: Box<[Arc<Worker>]>,
     pub(crate) active: CachePadded<AtomicUsize>,
-    pub(crate) classes: [Class; 4],
+    pub(crate) classes: PerPriority<Class>,
     /// `Critical` tasks wait here, seen by every worker before its own
     /// queue, so one runs as soon as any worker finishes its current task.
     critical: CachePadded<Mutex<VecDeque<Task>>>,
@@ -55,12 +56,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: BalancerConfig) -> Arc<Self> {
-        let classes = std::array::from_fn(|i| Class {
+        let classes = PerPriority::from_fn(|p| Class {
             queued: CachePadded::new(AtomicUsize::new(0)),
             submitted: CachePadded::new(AtomicU64::new(0)),
             rejected: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
-            capacity: config.queue_capacity.get(i).copied().unwrap_or(1),
+            capacity: config.queue_capacity[p],
             not_full: Event::new(),
         });
         let workers = (0..config.max_workers)
@@ -95,26 +96,20 @@ impl Shared {
     /// Moves to `state` unless already further along; returns the old state.
     pub(crate) fn advance(&self, state: RunState) -> RunState {
         let old = self.gate.advance(state);
-        for class in &self.classes {
+        for class in self.classes.values() {
             class.not_full.notify(usize::MAX);
         }
         old
     }
 
     pub(crate) fn class(&self, p: Priority) -> &Class {
-        let [low, normal, high, critical] = &self.classes;
-        match p {
-            Priority::Low => low,
-            Priority::Normal => normal,
-            Priority::High => high,
-            Priority::Critical => critical,
-        }
+        &self.classes[p]
     }
 
     /// Tasks waiting in all queues.
     pub(crate) fn total_queued(&self) -> usize {
         self.classes
-            .iter()
+            .values()
             .map(|c| c.queued.load(Ordering::Acquire))
             .sum()
     }
@@ -274,10 +269,7 @@ impl Shared {
     /// chosen active workers, by the seed design's score over live counters.
     pub(crate) fn place(&self, task: Task) {
         if task.class == Priority::Critical {
-            self.critical
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push_back(task);
+            lock(&self.critical).push_back(task);
             self.critical_len.fetch_add(1, Ordering::SeqCst);
             self.wake_sleeper();
             return;
@@ -334,11 +326,7 @@ impl Shared {
         if self.critical_len.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let task = self
-            .critical
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front()?;
+        let task = lock(&self.critical).pop_front()?;
         self.critical_len.fetch_sub(1, Ordering::AcqRel);
         Some(task)
     }
@@ -402,10 +390,7 @@ impl Shared {
             .spawn(move || worker::run(shared, me));
         match spawned {
             Ok(handle) => {
-                self.threads
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(handle);
+                lock(&self.threads).push(handle);
                 Ok(true)
             }
             Err(e) => {

@@ -117,14 +117,8 @@ pub(crate) fn snapshot(shared: &Shared) -> BalancerStats {
             let mut wait = HistogramSnapshot::default();
             let mut completed = 0;
             for w in shared.workers.iter() {
-                if let Some(h) = w.wait_ns.get(p.index()) {
-                    wait.merge(&h.snapshot());
-                }
-                completed += w
-                    .live
-                    .completed_by_class
-                    .get(p.index())
-                    .map_or(0, |c| c.load(Ordering::Relaxed));
+                wait.merge(&w.wait_ns[p].snapshot());
+                completed += w.live.completed_by_class[p].load(Ordering::Relaxed);
             }
             ClassStats {
                 priority: p,

@@ -6,11 +6,12 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use event_listener::{Event, EventListener, Listener};
+use hive_types::sync::lock;
 use hive_types::{HiveError, HiveResult, Priority, TaskId};
 
 /// Work a queue holds: run it, or cancel it at shutdown.
@@ -107,7 +108,7 @@ impl<R> HandleState<R> {
     }
 
     fn resolve(&self, outcome: HiveResult<R>) {
-        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        *lock(&self.outcome) = Some(outcome);
         self.done.store(true, Ordering::Release);
         self.event.notify(usize::MAX);
     }
@@ -116,10 +117,7 @@ impl<R> HandleState<R> {
         if !self.done.load(Ordering::Acquire) {
             return None;
         }
-        self.outcome
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        lock(&self.outcome).take()
     }
 }
 

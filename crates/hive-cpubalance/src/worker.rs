@@ -2,20 +2,21 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 use hive_types::histogram::{AtomicHistogram, COARSE};
-use hive_types::Priority;
+use hive_types::{PerPriority, Priority};
 
 use crate::shared::{RunState, Shared};
 use crate::task::Task;
+use hive_types::sync::lock;
 
 /// One worker's queues, one per class.
 pub(crate) struct Queues {
-    classes: [VecDeque<Task>; 4],
+    classes: PerPriority<VecDeque<Task>>,
     /// Cleared when the worker retires: placement must pick another.
     pub(crate) accepting: bool,
     /// Deficit round robin credits of High, Normal, Low.
@@ -38,13 +39,11 @@ impl Queues {
     }
 
     pub(crate) fn push(&mut self, task: Task) {
-        if let Some(q) = self.classes.get_mut(task.class.index()) {
-            q.push_back(task);
-        }
+        self.classes[task.class].push_back(task);
     }
 
-    fn class(&mut self, p: Priority) -> Option<&mut VecDeque<Task>> {
-        self.classes.get_mut(p.index())
+    fn class(&mut self, p: Priority) -> &mut VecDeque<Task> {
+        &mut self.classes[p]
     }
 
     /// The next task: `Critical` first. Then, when a `Low` (else `Normal`)
@@ -58,12 +57,12 @@ impl Queues {
         aging: std::time::Duration,
         weights: [u32; 3],
     ) -> Option<Task> {
-        if let Some(task) = self.class(Priority::Critical).and_then(VecDeque::pop_front) {
+        if let Some(task) = self.class(Priority::Critical).pop_front() {
             return Some(task);
         }
         let mut starving = None;
         for p in [Priority::Low, Priority::Normal] {
-            let Some(enqueued) = self.class(p).and_then(|q| q.front()).map(|t| t.enqueued) else {
+            let Some(enqueued) = self.class(p).front().map(|t| t.enqueued) else {
                 continue;
             };
             if now.get().saturating_duration_since(enqueued) > aging {
@@ -74,17 +73,17 @@ impl Queues {
         if let Some(p) = starving {
             self.aged_turn = !self.aged_turn;
             if !self.aged_turn {
-                return self.class(p).and_then(VecDeque::pop_front);
+                return self.class(p).pop_front();
             }
         }
         for _ in 0..2 {
             for (slot, p) in WEIGHTED.iter().enumerate() {
                 let has_credit = self.credits.get(slot).is_some_and(|&c| c > 0);
-                if has_credit && self.class(*p).is_some_and(|q| !q.is_empty()) {
+                if has_credit && !self.class(*p).is_empty() {
                     if let Some(c) = self.credits.get_mut(slot) {
                         *c -= 1;
                     }
-                    return self.class(*p).and_then(VecDeque::pop_front);
+                    return self.class(*p).pop_front();
                 }
             }
             self.credits = weights;
@@ -97,12 +96,15 @@ impl Queues {
         Priority::ALL
             .iter()
             .rev()
-            .find_map(|&p| self.class(p).and_then(VecDeque::pop_front))
+            .find_map(|&p| self.class(p).pop_front())
     }
 
     /// Every queued task (for retiring or cancelling).
     pub(crate) fn drain(&mut self) -> Vec<Task> {
-        self.classes.iter_mut().flat_map(|q| q.drain(..)).collect()
+        self.classes
+            .values_mut()
+            .flat_map(|q| q.drain(..))
+            .collect()
     }
 }
 
@@ -138,7 +140,7 @@ pub(crate) struct Live {
     pub(crate) completed: AtomicU64,
     pub(crate) panics: AtomicU64,
     pub(crate) steals: AtomicU64,
-    pub(crate) completed_by_class: [AtomicU64; 4],
+    pub(crate) completed_by_class: PerPriority<AtomicU64>,
 }
 
 pub(crate) struct Worker {
@@ -153,7 +155,7 @@ pub(crate) struct Worker {
     /// Whether a thread runs this slot.
     pub(crate) started: AtomicBool,
     thread: Mutex<Option<Thread>>,
-    pub(crate) wait_ns: [AtomicHistogram; 4],
+    pub(crate) wait_ns: PerPriority<AtomicHistogram>,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -174,21 +176,16 @@ impl Worker {
             retire: AtomicBool::new(false),
             started: AtomicBool::new(false),
             thread: Mutex::new(None),
-            wait_ns: std::array::from_fn(|_| AtomicHistogram::new(COARSE)),
+            wait_ns: PerPriority::from_fn(|_| AtomicHistogram::new(COARSE)),
         }
     }
 
     pub(crate) fn queues(&self) -> MutexGuard<'_, Queues> {
-        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.queues)
     }
 
     pub(crate) fn unpark(&self) {
-        if let Some(t) = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
+        if let Some(t) = lock(&self.thread).as_ref() {
             t.unpark();
         }
     }
@@ -271,7 +268,7 @@ impl Drop for Respawn<'_> {
 
 /// The worker thread.
 pub(crate) fn run(shared: Arc<Shared>, me: Arc<Worker>) {
-    *me.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
+    *lock(&me.thread) = Some(std::thread::current());
     OWNER.with(|o| o.set(Arc::as_ptr(&shared) as usize));
     let _respawn = Respawn {
         shared: &shared,
@@ -316,18 +313,14 @@ fn execute(shared: &Shared, me: &Worker, task: Task, picked: &mut LazyNow) {
     shared.release_slot(task.class);
     if shared.config.stats {
         let waited = picked.get().saturating_duration_since(task.enqueued);
-        if let Some(h) = me.wait_ns.get(task.class.index()) {
-            h.record(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX));
-        }
+        me.wait_ns[task.class].record(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX));
     }
-    let class = task.class.index();
+    let class = task.class;
     me.load.running.store(true, Ordering::Relaxed);
     let panicked = task.job.run();
     me.load.running.store(false, Ordering::Relaxed);
     add(&me.live.completed, 1);
-    if let Some(c) = me.live.completed_by_class.get(class) {
-        add(c, 1);
-    }
+    add(&me.live.completed_by_class[class], 1);
     if panicked {
         add(&me.live.panics, 1);
     }

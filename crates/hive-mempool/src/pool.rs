@@ -14,6 +14,7 @@ use crate::config::PoolConfig;
 use crate::guard::{Pooled, PooledOwned};
 use crate::shared::{ItemOps, Shared};
 use crate::stats::{self, PoolStats};
+use hive_types::sync::lock;
 
 /// A bounded, self-sizing pool of `T`.
 ///
@@ -225,11 +226,7 @@ impl<T: Send + 'static> Pool<T> {
         if self.shared.config.stats {
             let config = &self.shared.config;
             let mean = {
-                let mut samples = self
-                    .shared
-                    .samples
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut samples = lock(&self.shared.samples);
                 samples.push_back(before.utilisation());
                 while samples.len() > config.window {
                     samples.pop_front();

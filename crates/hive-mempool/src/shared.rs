@@ -20,7 +20,7 @@ use std::any::type_name;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use crossbeam_utils::CachePadded;
 use thread_local::ThreadLocal;
@@ -92,9 +92,7 @@ pub(crate) struct Shared<T: Send + 'static> {
     pub(crate) samples: Mutex<std::collections::VecDeque<f64>>,
 }
 
-fn lock<U>(m: &Mutex<U>) -> MutexGuard<'_, U> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use hive_types::sync::lock;
 
 impl<T: Send + 'static> Shared<T> {
     pub(crate) fn new(config: PoolConfig, ops: Box<dyn ItemOps<T>>) -> Arc<Self> {

@@ -11,7 +11,7 @@
 //! handled.
 
 use std::collections::VecDeque;
-use std::sync::{OnceLock, PoisonError};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
@@ -131,10 +131,7 @@ impl Inbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<Batch>> {
-        self.queue
-            .batches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.queue.batches)
     }
 
     /// Reserves room for one message of `size` bytes.

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,7 @@ use crate::sender::SenderCore;
 use crate::stats::{Recorders, SendCounts};
 use crate::undelivered::{DeadLetters, ReasonCounts, Undelivered, UndeliveredReason};
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use hive_types::sync::lock;
 
 /// Deadline value meaning "none".
 pub(crate) const NEVER: u64 = u64::MAX;

@@ -10,3 +10,11 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(hive_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
+
+/// `hive_types::sync::lock`, for loom's mutex when model checking.
+#[cfg(hive_loom)]
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+#[cfg(not(hive_loom))]
+pub(crate) use hive_types::sync::lock;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hive_types::{HiveError, HiveResult};
@@ -88,9 +88,7 @@ pub(crate) struct Inner {
     pub(crate) started: Instant,
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use hive_types::sync::lock;
 
 /// A `metrics` recorder that aggregates as samples arrive.
 ///

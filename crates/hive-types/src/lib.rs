@@ -38,6 +38,7 @@ mod kind;
 mod message;
 mod priority;
 mod recycle;
+pub mod sync;
 
 pub use error::{FrameError, HiveError, HiveResult, Rejected};
 pub use id::{AgentId, MessageId, ParseIdError, TaskId};

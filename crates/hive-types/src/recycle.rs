@@ -5,11 +5,12 @@
 //! buffers, `hive-core` plugs a pool in, and [`BoundedRecycler`] is the plain
 //! default when nobody does.
 
+use crate::sync::lock;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::mem::size_of;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// A value that can be cleared and reused.
 ///
@@ -138,20 +139,13 @@ impl<T> BoundedRecycler<T> {
 
     /// Number of values currently kept.
     pub fn idle(&self) -> usize {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        lock(&self.idle).len()
     }
 }
 
 impl<T: Recyclable + Default + Send> Recycle<T> for BoundedRecycler<T> {
     fn take(&self) -> T {
-        let reused = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let reused = lock(&self.idle).pop();
         reused.unwrap_or_default()
     }
 
@@ -162,7 +156,7 @@ impl<T: Recyclable + Default + Send> Recycle<T> for BoundedRecycler<T> {
         {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = lock(&self.idle);
         if idle.len() < self.max_idle {
             idle.push(value);
         }

@@ -9,7 +9,7 @@
 //! see no acknowledgement (unknown).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -22,6 +22,7 @@ use crate::registry::LocalChanges;
 use crate::transport::{deliver, Target};
 use crate::wire::{FrameBody, FrameDecoder};
 use crate::Sender;
+use hive_types::sync::lock;
 
 struct Incoming {
     message: async_nats::Message,
@@ -78,22 +79,14 @@ impl Subscriptions {
             .await
             .map_err(|e| nats_error("queue subscribe", &e))?;
         let task = tokio::spawn(self.forward.clone().run(sub, Target::Member(member)));
-        self.groups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(task);
+        lock(&self.groups).push(task);
         super::sync(&t.client).await
     }
 }
 
 impl Drop for Subscriptions {
     fn drop(&mut self) {
-        for task in self
-            .groups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
+        for task in lock(&self.groups).drain(..) {
             task.abort();
         }
     }

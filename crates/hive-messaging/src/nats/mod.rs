@@ -61,7 +61,7 @@ mod outbound;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hive_types::{AgentId, HiveError, HiveResult};
@@ -70,6 +70,7 @@ use crate::shared::Shared;
 use crate::transport::{Counters, LinkQueue, TransportStats};
 use crate::wire::{Dictionary, EncoderConfig, Limits};
 use crate::Communicator;
+use hive_types::sync::lock;
 
 /// How the NATS transport names subjects, encodes and bounds.
 #[derive(Debug, Clone)]
@@ -327,11 +328,7 @@ impl NatsTransport {
     /// The address to send to for `group` (and remember it as a group).
     pub fn group_address(&self, group: &str) -> AgentId {
         let address = group_address(&self.transport.config.swarm, group);
-        self.transport
-            .groups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(address, group.to_string());
+        lock(&self.transport.groups).insert(address, group.to_string());
         address
     }
 

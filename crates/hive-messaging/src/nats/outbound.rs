@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
@@ -19,9 +19,7 @@ use crate::transport::{LinkQueue, Unframed};
 use crate::undelivered::UndeliveredReason;
 use crate::wire::FrameEncoder;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use hive_types::sync::lock;
 
 /// A frame published and not yet settled.
 struct PendingFrame {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use hive_types::{AgentId, HiveError, HiveResult};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -38,9 +38,7 @@ impl LinkReport {
     }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use hive_types::sync::lock;
 
 /// State the link's tasks share.
 pub(crate) struct LinkState {

@@ -54,7 +54,9 @@ mod writer;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use hive_types::sync::lock;
 use std::time::Duration;
 
 use hive_types::{HiveError, HiveResult};
@@ -262,10 +264,6 @@ struct LinkTable {
 
 type Links = Arc<Mutex<LinkTable>>;
 
-fn lock_links(links: &Links) -> std::sync::MutexGuard<'_, LinkTable> {
-    links.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Accepts links on a listening socket until shut down. Links that end are
 /// forgotten; at most `max_connections` are open at once.
 ///
@@ -325,18 +323,18 @@ impl TcpServer {
 
     /// Links open now.
     pub fn link_count(&self) -> usize {
-        lock_links(&self.links).open.len()
+        lock(&self.links).open.len()
     }
 
     /// Links that ended (closed, failed, or were closed for breaking a
     /// limit); their state is gone, their counts are in [`stats`](Self::stats).
     pub fn ended_links(&self) -> u64 {
-        lock_links(&self.links).ended_links
+        lock(&self.links).ended_links
     }
 
     /// Counters over every link this server accepted, open or ended.
     pub fn stats(&self) -> TransportStats {
-        let table = lock_links(&self.links);
+        let table = lock(&self.links);
         let mut total = table.ended;
         for link in table.open.values() {
             total += link.stats();
@@ -354,7 +352,7 @@ impl TcpServer {
     pub async fn shutdown(self) -> Vec<LinkReport> {
         self.accept.abort();
         let links: Vec<Arc<TcpLink>> = {
-            let mut table = lock_links(&self.links);
+            let mut table = lock(&self.links);
             table.shut = true;
             table.open.drain().map(|(_, l)| l).collect()
         };
@@ -407,7 +405,7 @@ async fn accept_loop(
                 Ok(link) => {
                     let link = Arc::new(link);
                     let shut = {
-                        let mut table = lock_links(&links);
+                        let mut table = lock(&links);
                         table.open.insert(id, link.clone());
                         table.shut
                     };
@@ -420,7 +418,7 @@ async fn accept_loop(
                         // caller that saw it leave sees the count.
                         refused.fetch_add(1, Ordering::Relaxed);
                     }
-                    let mut table = lock_links(&links);
+                    let mut table = lock(&links);
                     table.open.remove(&id);
                     table.ended += report.stats;
                     table.ended_links += 1;
