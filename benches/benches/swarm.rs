@@ -195,8 +195,32 @@ fn swarm(_: &mut Criterion) {
         child(&name);
         std::process::exit(0);
     }
-    let all = Optimizations::default();
     let tasks = scale(1_000_000, 100_000) as u64;
+    let mut rows = ablation();
+    record_ablation(&rows);
+    let tcp_tasks = scale(200_000, 20_000) as u64;
+    rows.extend(compression_over_tcp(tcp_tasks));
+    let long_run = long_run();
+    let table = rows[0]["report_table"].clone();
+    for r in &mut rows {
+        if let Some(r) = r.as_object_mut() {
+            r.remove("report_table");
+            r.remove("rss_samples");
+        }
+    }
+    let out = json!({
+        "tasks": tasks,
+        "tcp_tasks": tcp_tasks,
+        "ablation": rows,
+        "long_run": long_run,
+        "report_table": table,
+    });
+    let path = hive_benches::extra_path().with_file_name("swarm.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+}
+
+/// Every optimization on, then each off in turn, each in its own process.
+fn ablation() -> Vec<serde_json::Value> {
     let mut rows = Vec::new();
     for (name, _, _) in variants().into_iter().filter(|v| v.0 != LONG_RUN) {
         let r = run_isolated(name);
@@ -210,6 +234,12 @@ fn swarm(_: &mut Criterion) {
         );
         rows.push(r);
     }
+    rows
+}
+
+/// The seed design's claims, each against its goal or the run with the
+/// optimization off.
+fn record_ablation(rows: &[serde_json::Value]) {
     let (on, no_batching, no_pools, no_balancing) = (&rows[0], &rows[1], &rows[2], &rows[3]);
     let extras = [
         (
@@ -306,16 +336,19 @@ fn swarm(_: &mut Criterion) {
             goal,
         });
     }
+}
 
-    // Compression: the same workload with the workers in a second system
-    // behind a TCP link, compression on and off (in this process: the
-    // figures here are bytes and rates, not memory).
-    let tcp_tasks = scale(200_000, 20_000) as u64;
+/// The same workload with the workers in a second system behind a TCP
+/// link, compression on and off (in this process: the figures here are
+/// bytes and rates, not memory).
+fn compression_over_tcp(tasks: u64) -> Vec<serde_json::Value> {
+    let all = Optimizations::default();
+    let mut rows = Vec::new();
     for (name, compression) in [
         ("over TCP, compression on", true),
         ("over TCP, compression off", false),
     ] {
-        let (o, raw, wire) = over_tcp(Optimizations { compression, ..all }, tcp_tasks);
+        let (o, raw, wire) = over_tcp(Optimizations { compression, ..all }, tasks);
         println!(
             "swarm [{name}]: {:.0} msg/s, {raw} raw bytes -> {wire} wire bytes",
             o.messages_per_sec()
@@ -338,7 +371,11 @@ fn swarm(_: &mut Criterion) {
             });
         }
     }
+    rows
+}
 
+/// The long run in its own process: resident memory after warm-up.
+fn long_run() -> serde_json::Value {
     let long = run_isolated(LONG_RUN);
     let samples: Vec<(f64, u64)> = serde_json::from_value(long["rss_samples"].clone()).unwrap();
     let growth = num(&long, "rss_growth_mb");
@@ -359,28 +396,12 @@ fn swarm(_: &mut Criterion) {
         anchor_value: 1.0,
         goal: 1.0,
     });
-
-    let table = rows[0]["report_table"].clone();
-    for r in &mut rows {
-        if let Some(r) = r.as_object_mut() {
-            r.remove("report_table");
-            r.remove("rss_samples");
-        }
-    }
-    let out = json!({
-        "tasks": tasks,
-        "tcp_tasks": tcp_tasks,
-        "ablation": rows,
-        "long_run": {
-            "messages": long["messages"].as_u64(),
-            "rss_growth_mb": growth,
-            "rss_drift_after_warmup_mb": drift,
-            "rss_samples": samples,
-        },
-        "report_table": table,
-    });
-    let path = hive_benches::extra_path().with_file_name("swarm.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+    json!({
+        "messages": long["messages"].as_u64(),
+        "rss_growth_mb": growth,
+        "rss_drift_after_warmup_mb": drift,
+        "rss_samples": samples,
+    })
 }
 
 /// A number field of a row (0 when absent).

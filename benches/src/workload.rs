@@ -150,82 +150,25 @@ impl SwarmWorkload {
                 "needs at least one worker, one payload and one task",
             ));
         }
-        let workers: Vec<AgentId> = (0..self.workers).map(|_| AgentId::random()).collect();
         let done = Arc::new(Done::default());
-        for &w in &workers {
-            let d = done.clone();
-            workers_system.agent().id(w).spawn_sync(
-                move |m: Message, ctx: &mut SyncContext<'_>| {
-                    if !worker(m, ctx) {
-                        d.fail();
-                    }
-                },
-            )?;
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !workers.iter().all(|w| reachable(*w)) {
-            if Instant::now() > deadline {
-                return Err(HiveError::Timeout {
-                    what: "worker routes",
-                    after: Duration::from_secs(30),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let coordinator = AgentId::random();
-        let (total, window, payloads) =
-            (self.tasks, self.window.max(1) as u64, self.payloads.clone());
-        let sent = Arc::new(AtomicU64::new(0));
+        let workers = self.spawn_workers(workers_system, &done)?;
+        wait_until_reachable(&workers, reachable)?;
         let completed = Arc::new(AtomicU64::new(0));
-        let (s, c, d, ws) = (
-            sent.clone(),
-            completed.clone(),
-            done.clone(),
-            workers.clone(),
-        );
-        system.agent().id(coordinator).spawn_sync(
-            move |m: Message, ctx: &mut SyncContext<'_>| {
-                let assign = |to: AgentId, i: u64, ctx: &SyncContext<'_>| {
-                    let Some(payload) = cycled(&payloads, i).cloned() else {
-                        return;
-                    };
-                    let task = Message::builder(ctx.id(), to)
-                        .kind(MessageKind::TaskAssigned)
-                        .priority(priority_of(i))
-                        .payload(payload)
-                        .build();
-                    if ctx.send(task).is_err() {
-                        d.fail();
-                    }
-                };
-                match m.kind {
-                    MessageKind::Coordination => {
-                        let first = window.min(total);
-                        for i in 0..first {
-                            if let Some(&to) = cycled(&ws, i) {
-                                assign(to, i, ctx);
-                            }
-                        }
-                        s.store(first, Ordering::Relaxed);
-                    }
-                    MessageKind::TaskCompleted => {
-                        let finished = c.fetch_add(1, Ordering::Relaxed) + 1;
-                        let next = s.load(Ordering::Relaxed);
-                        if next < total {
-                            s.store(next + 1, Ordering::Relaxed);
-                            assign(m.sender, next, ctx);
-                        }
-                        if finished == total {
-                            d.finish();
-                        }
-                    }
-                    _ => {}
-                }
-            },
-        )?;
+        let mut coordinator = Coordinator {
+            total: self.tasks,
+            window: self.window.max(1) as u64,
+            payloads: self.payloads.clone(),
+            workers,
+            sent: 0,
+            completed: completed.clone(),
+            done: done.clone(),
+        };
+        let coordinator = system
+            .agent()
+            .spawn_sync(move |m: Message, ctx: &mut SyncContext<'_>| coordinator.handle(m, ctx))?;
         let start = Instant::now();
         system.sender().send(
-            Message::builder(AgentId::nil(), coordinator)
+            Message::builder(AgentId::nil(), coordinator.id())
                 .kind(MessageKind::Coordination)
                 .build(),
         )?;
@@ -240,6 +183,98 @@ impl SwarmWorkload {
             elapsed,
             report: system.report(),
         })
+    }
+
+    /// The worker agents, on `system`.
+    fn spawn_workers(&self, system: &SwarmSystem, done: &Arc<Done>) -> HiveResult<Vec<AgentId>> {
+        (0..self.workers)
+            .map(|_| {
+                let d = done.clone();
+                let worker =
+                    system
+                        .agent()
+                        .spawn_sync(move |m: Message, ctx: &mut SyncContext<'_>| {
+                            if !worker(m, ctx) {
+                                d.fail();
+                            }
+                        })?;
+                Ok(worker.id())
+            })
+            .collect()
+    }
+}
+
+/// Waits (30 s at most) until every worker is reachable from the
+/// coordinator's system.
+fn wait_until_reachable(
+    workers: &[AgentId],
+    reachable: impl Fn(AgentId) -> bool,
+) -> HiveResult<()> {
+    let limit = Duration::from_secs(30);
+    let deadline = Instant::now() + limit;
+    while !workers.iter().all(|w| reachable(*w)) {
+        if Instant::now() > deadline {
+            return Err(HiveError::Timeout {
+                what: "worker routes",
+                after: limit,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// Hands out `window` tasks, then one more for each result, until `total`
+/// results are in.
+struct Coordinator {
+    total: u64,
+    window: u64,
+    payloads: Vec<Bytes>,
+    workers: Vec<AgentId>,
+    sent: u64,
+    completed: Arc<AtomicU64>,
+    done: Arc<Done>,
+}
+
+impl Coordinator {
+    fn handle(&mut self, m: Message, ctx: &mut SyncContext<'_>) {
+        match m.kind {
+            MessageKind::Coordination => {
+                let first = self.window.min(self.total);
+                for i in 0..first {
+                    if let Some(&to) = cycled(&self.workers, i) {
+                        self.assign(to, i, ctx);
+                    }
+                }
+                self.sent = first;
+            }
+            MessageKind::TaskCompleted => {
+                let finished = self.completed.fetch_add(1, Ordering::Relaxed) + 1;
+                if self.sent < self.total {
+                    self.assign(m.sender, self.sent, ctx);
+                    self.sent += 1;
+                }
+                if finished == self.total {
+                    self.done.finish();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends task `i` to `to`.
+    fn assign(&self, to: AgentId, i: u64, ctx: &SyncContext<'_>) {
+        let Some(payload) = cycled(&self.payloads, i).cloned() else {
+            return;
+        };
+        let task = Message::builder(ctx.id(), to)
+            .kind(MessageKind::TaskAssigned)
+            .priority(priority_of(i))
+            .payload(payload)
+            .build();
+        if ctx.send(task).is_err() {
+            self.done.fail();
+        }
     }
 }
 

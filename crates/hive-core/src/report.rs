@@ -276,11 +276,11 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-impl fmt::Display for SystemReport {
-    /// The seed design's table, with the measured value in each row.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl SystemReport {
+    /// The seed design's rows: (metric, measured value as text).
+    fn rows(&self) -> Vec<(&'static str, String)> {
         let na = || "n/a".to_string();
-        let rows: Vec<(&str, String)> = vec![
+        vec![
             (
                 "Swarm throughput",
                 format!("{:.0} messages/s", self.messages_per_sec),
@@ -307,21 +307,8 @@ impl fmt::Display for SystemReport {
                 self.cpu_seconds_per_million
                     .map_or_else(na, |c| format!("{c:.2} CPU s per million messages")),
             ),
-            (
-                "CPU load per worker",
-                self.worker_busy
-                    .iter()
-                    .map(|b| format!("{:.0}%", b * 100.0))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            (
-                "Bandwidth saved by compression",
-                self.bandwidth_saved().map_or_else(
-                    || "n/a (no frames recorded: needs a transport and the installed hive recorder)".into(),
-                    |s| format!("{:.0}%", s * 100.0),
-                ),
-            ),
+            ("CPU load per worker", self.worker_load()),
+            ("Bandwidth saved by compression", self.bandwidth_text()),
             (
                 "Allocations per message",
                 self.allocations_per_message.map_or_else(
@@ -329,18 +316,7 @@ impl fmt::Display for SystemReport {
                     |a| format!("{a:.3}"),
                 ),
             ),
-            (
-                "Pool hit rates",
-                if self.pool_hit_ratios.is_empty() {
-                    "n/a (pools off)".into()
-                } else {
-                    self.pool_hit_ratios
-                        .iter()
-                        .map(|(n, r)| format!("{n} {:.1}%", r * 100.0))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-            ),
+            ("Pool hit rates", self.pool_text()),
             (
                 "Delivery success",
                 format!(
@@ -351,35 +327,74 @@ impl fmt::Display for SystemReport {
                     self.messages_undeliverable
                 ),
             ),
-        ];
+        ]
+    }
+
+    fn worker_load(&self) -> String {
+        self.worker_busy
+            .iter()
+            .map(|b| format!("{:.0}%", b * 100.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn bandwidth_text(&self) -> String {
+        self.bandwidth_saved().map_or_else(
+            || "n/a (no frames recorded: needs a transport and the installed hive recorder)".into(),
+            |s| format!("{:.0}%", s * 100.0),
+        )
+    }
+
+    fn pool_text(&self) -> String {
+        if self.pool_hit_ratios.is_empty() {
+            return "n/a (pools off)".into();
+        }
+        self.pool_hit_ratios
+            .iter()
+            .map(|(n, r)| format!("{n} {:.1}%", r * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The per-agent table (named or opted-in agents).
+    fn write_agents(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "| Agent | Depth | Lag | Handled | Handled/s | Handler p50 / p99 | Panics | Restarts | Overruns |"
+        )?;
+        writeln!(f, "|---|---|---|---|---|---|---|---|---|")?;
+        for a in &self.agents {
+            writeln!(
+                f,
+                "| {} | {} | {:.1} ms | {} | {:.0} | {:.0} / {:.0} us | {} | {} | {} |",
+                a.label,
+                a.mailbox_depth,
+                a.lag.as_secs_f64() * 1e3,
+                a.handled,
+                a.handled_per_sec,
+                a.handler_us.p50,
+                a.handler_us.p99,
+                a.panics,
+                a.restarts,
+                a.overruns
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for SystemReport {
+    /// The seed design's table, with the measured value in each row, then
+    /// the per-agent table.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "| Metric | Measured |")?;
         writeln!(f, "|---|---|")?;
-        for (metric, value) in rows {
+        for (metric, value) in self.rows() {
             writeln!(f, "| {metric} | {value} |")?;
         }
         if !self.agents.is_empty() {
             writeln!(f)?;
-            writeln!(
-                f,
-                "| Agent | Depth | Lag | Handled | Handled/s | Handler p50 / p99 | Panics | Restarts | Overruns |"
-            )?;
-            writeln!(f, "|---|---|---|---|---|---|---|---|---|")?;
-            for a in &self.agents {
-                writeln!(
-                    f,
-                    "| {} | {} | {:.1} ms | {} | {:.0} | {:.0} / {:.0} us | {} | {} | {} |",
-                    a.label,
-                    a.mailbox_depth,
-                    a.lag.as_secs_f64() * 1e3,
-                    a.handled,
-                    a.handled_per_sec,
-                    a.handler_us.p50,
-                    a.handler_us.p99,
-                    a.panics,
-                    a.restarts,
-                    a.overruns
-                )?;
-            }
+            self.write_agents(f)?;
         }
         Ok(())
     }

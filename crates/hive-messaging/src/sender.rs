@@ -370,22 +370,8 @@ impl Sender {
         if self.shared.is_closed() {
             return Err((message, Refusal::Closed));
         }
-        let message = if self.shared.requests.may_want(&message) {
-            match self.shared.requests.offer(message) {
-                Offered::NotAReply(m) => m,
-                Offered::Delivered => {
-                    state.counts.sent += 1;
-                    self.shared.count_reply();
-                    return Ok(());
-                }
-                Offered::Late(m) => {
-                    state.counts.sent += 1;
-                    self.shared.undeliverable([m], UndeliveredReason::LateReply);
-                    return Ok(());
-                }
-            }
-        } else {
-            message
+        let Some(message) = self.offer_reply(state, message) else {
+            return Ok(());
         };
         let SenderState { routes, counts } = state;
         let route = match routes.entry(to) {
@@ -398,24 +384,7 @@ impl Sender {
         match route.inbox.try_reserve(message.accounted_len()) {
             Ok(()) => {}
             Err(NoRoom::Full) => return Err((message, Refusal::Full(route.inbox.clone()))),
-            Err(NoRoom::Closed) => {
-                // The cached route went away: forget it; if the agent is
-                // reachable another way now, use that route.
-                let stale = routes.remove(&to);
-                let rerouted = self.shared.registry.route(&to).filter(|inbox| {
-                    !inbox.is_closed()
-                        && stale
-                            .as_ref()
-                            .is_none_or(|old| !Arc::ptr_eq(&old.inbox, inbox))
-                });
-                if let Some(old) = stale {
-                    drop_route(&self.shared, old);
-                }
-                if rerouted.is_some() {
-                    return self.accept(state, to, message);
-                }
-                return Err((message, Refusal::Unknown(to)));
-            }
+            Err(NoRoom::Closed) => return self.reroute(state, to, message),
         }
         let urgent = match (message.priority, message.kind) {
             (Priority::Critical, _) => Some(FlushReason::Priority),
@@ -428,10 +397,66 @@ impl Sender {
         };
         batch.push(message);
         counts.sent += 1;
+        if let Some(reason) = urgent.or_else(|| self.flush_rule(route)) {
+            flush(&self.shared, route, reason, counts);
+        }
+        Ok(())
+    }
+
+    /// A reply goes straight to its waiter (or is counted late); anything
+    /// else comes back to be sent.
+    #[inline]
+    fn offer_reply(&self, state: &mut SenderState, message: Message) -> Option<Message> {
+        if !self.shared.requests.may_want(&message) {
+            return Some(message);
+        }
+        match self.shared.requests.offer(message) {
+            Offered::NotAReply(m) => Some(m),
+            Offered::Delivered => {
+                state.counts.sent += 1;
+                self.shared.count_reply();
+                None
+            }
+            Offered::Late(m) => {
+                state.counts.sent += 1;
+                self.shared.undeliverable([m], UndeliveredReason::LateReply);
+                None
+            }
+        }
+    }
+
+    /// The cached route's mailbox closed: forget it, and if the agent is
+    /// reachable another way now, send that way.
+    #[cold]
+    fn reroute(
+        &self,
+        state: &mut SenderState,
+        to: AgentId,
+        message: Message,
+    ) -> Result<(), (Message, Refusal)> {
+        let stale = state.routes.remove(&to);
+        let rerouted = self.shared.registry.route(&to).filter(|inbox| {
+            !inbox.is_closed()
+                && stale
+                    .as_ref()
+                    .is_none_or(|old| !Arc::ptr_eq(&old.inbox, inbox))
+        });
+        if let Some(old) = stale {
+            drop_route(&self.shared, old);
+        }
+        if rerouted.is_some() {
+            return self.accept(state, to, message);
+        }
+        Err((message, Refusal::Unknown(to)))
+    }
+
+    /// Whether the route's open batch must leave now, and why: full by
+    /// count or bytes, or its consumer is idle.
+    #[inline]
+    fn flush_rule(&self, route: &Route) -> Option<FlushReason> {
+        let batch = route.batch.as_ref()?;
         let config = &self.shared.config;
-        let reason = if urgent.is_some() {
-            urgent
-        } else if batch.len() >= config.max_messages || batch.len() >= route.inbox.capacity {
+        if batch.len() >= config.max_messages || batch.len() >= route.inbox.capacity {
             Some(FlushReason::Size)
         } else if batch.bytes >= config.max_bytes {
             Some(FlushReason::Bytes)
@@ -439,11 +464,7 @@ impl Sender {
             Some(FlushReason::Idle)
         } else {
             None
-        };
-        if let Some(reason) = reason {
-            flush(&self.shared, route, reason, counts);
         }
-        Ok(())
     }
 
     /// Opens a batch: recycled buffer, linger timer armed now.

@@ -192,8 +192,32 @@ fn by_series(a: (&str, u64), b: (&str, u64)) -> std::cmp::Ordering {
 
 pub(crate) fn take(inner: &Inner) -> Snapshot {
     let now = Instant::now();
-    let mut counters = Vec::new();
+    // Cumulative values by series, for the rate tracker.
     let mut current = HashMap::new();
+    let counters = counters(inner, &mut current);
+    let histograms = histograms(inner, &mut current);
+    let (span, rates) = lock(&inner.rates).observe(now, inner.config.rate_window, current);
+    let counters = with_rates(counters, &rates, |c, r| c.rate_per_sec = r, |c| &c.name);
+    let histograms = with_rates(histograms, &rates, |h, r| h.rate_per_sec = r, |h| &h.name);
+    let descriptions = lock(&inner.descriptions)
+        .iter()
+        .map(|(k, d)| (k.clone(), d.help.clone()))
+        .collect();
+    Snapshot {
+        taken_at_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        uptime_secs: now.duration_since(inner.started).as_secs_f64(),
+        rate_window_secs: span,
+        counters,
+        gauges: gauges(inner),
+        histograms,
+        descriptions,
+    }
+}
+
+fn counters(inner: &Inner, current: &mut HashMap<SeriesId, f64>) -> Vec<(SeriesId, CounterSample)> {
+    let mut counters = Vec::new();
     inner.registry.visit_counters(|key, c| {
         let value = c.value();
         current.insert(series_id(b'c', key), value as f64);
@@ -207,6 +231,10 @@ pub(crate) fn take(inner: &Inner) -> Snapshot {
             },
         ));
     });
+    counters
+}
+
+fn gauges(inner: &Inner) -> Vec<GaugeSample> {
     let mut gauges = Vec::new();
     inner.registry.visit_gauges(|key, g| {
         gauges.push((
@@ -218,6 +246,14 @@ pub(crate) fn take(inner: &Inner) -> Snapshot {
             },
         ));
     });
+    gauges.sort_unstable_by(|a, b| by_series((&a.1.name, a.0), (&b.1.name, b.0)));
+    gauges.into_iter().map(|(_, g)| g).collect()
+}
+
+fn histograms(
+    inner: &Inner,
+    current: &mut HashMap<SeriesId, f64>,
+) -> Vec<(SeriesId, HistogramSummary)> {
     let mut histograms = Vec::new();
     inner.registry.visit_histograms(|key, h| {
         let s = h.snapshot();
@@ -245,46 +281,21 @@ pub(crate) fn take(inner: &Inner) -> Snapshot {
             },
         ));
     });
-    let (span, rates) = lock(&inner.rates).observe(now, inner.config.rate_window, current);
-    let counters = {
-        let mut v: Vec<(SeriesId, CounterSample)> = counters
-            .into_iter()
-            .map(|(id, mut c)| {
-                c.rate_per_sec = rates.get(&id).copied();
-                (id, c)
-            })
-            .collect();
-        v.sort_unstable_by(|a, b| by_series((&a.1.name, a.0 .1), (&b.1.name, b.0 .1)));
-        v.into_iter().map(|(_, c)| c).collect::<Vec<_>>()
-    };
-    let histograms = {
-        let mut v: Vec<(SeriesId, HistogramSummary)> = histograms
-            .into_iter()
-            .map(|(id, mut h)| {
-                h.rate_per_sec = rates.get(&id).copied();
-                (id, h)
-            })
-            .collect();
-        v.sort_unstable_by(|a, b| by_series((&a.1.name, a.0 .1), (&b.1.name, b.0 .1)));
-        v.into_iter().map(|(_, h)| h).collect::<Vec<_>>()
-    };
-    gauges.sort_unstable_by(|a, b| by_series((&a.1.name, a.0), (&b.1.name, b.0)));
-    let gauges: Vec<GaugeSample> = gauges.into_iter().map(|(_, g)| g).collect();
-    let descriptions = lock(&inner.descriptions)
-        .iter()
-        .map(|(k, d)| (k.clone(), d.help.clone()))
-        .collect();
-    Snapshot {
-        taken_at_unix_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        uptime_secs: now.duration_since(inner.started).as_secs_f64(),
-        rate_window_secs: span,
-        counters,
-        gauges,
-        histograms,
-        descriptions,
+    histograms
+}
+
+/// Gives each sample its series' rate, then orders them by name and series.
+fn with_rates<T>(
+    mut samples: Vec<(SeriesId, T)>,
+    rates: &HashMap<SeriesId, f64>,
+    set_rate: impl Fn(&mut T, Option<f64>),
+    name: impl Fn(&T) -> &str,
+) -> Vec<T> {
+    for (id, sample) in &mut samples {
+        set_rate(sample, rates.get(id).copied());
     }
+    samples.sort_unstable_by(|a, b| by_series((name(&a.1), a.0 .1), (name(&b.1), b.0 .1)));
+    samples.into_iter().map(|(_, sample)| sample).collect()
 }
 
 #[cfg(test)]

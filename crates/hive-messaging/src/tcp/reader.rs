@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::link::{lock, LinkState};
 use super::security::{timeout, Stream};
 use crate::transport::{deliver, Target};
-use crate::wire::{Control, FrameBody, FrameDecoder, HEADER_LEN};
+use crate::wire::{Control, DecodedFrame, FrameBody, FrameDecoder, HEADER_LEN};
 use crate::Sender;
 
 /// Bytes each link may buffer for a frame before it draws on the server's
@@ -80,13 +80,9 @@ pub(crate) async fn read_loop(
         bytes: 0,
     };
     loop {
-        let need = match decoder.frame_len(&buf) {
-            Ok(need) => need,
-            Err(e) => {
-                state.counters.rejected("frame");
-                return Err(e);
-            }
-        };
+        let need = decoder.frame_len(&buf).inspect_err(|_| {
+            state.counters.rejected("frame");
+        })?;
         if let Some(len) = need {
             drawn.cover(len)?;
             if buf.len() >= len {
@@ -98,85 +94,97 @@ pub(crate) async fn read_loop(
                 }
                 let decoded = decoded.inspect_err(|_| state.counters.rejected("frame"))?;
                 state.counters.bytes_in(len);
-                match decoded.body {
-                    FrameBody::Control(records) => {
-                        on_control(&state, records, &control).await?;
-                    }
-                    FrameBody::Messages(messages) => {
-                        if !state.ready.load(Ordering::Acquire) {
-                            state.counters.rejected("data before the handshake");
-                            return Err(HiveError::Io(std::io::Error::new(
-                                std::io::ErrorKind::PermissionDenied,
-                                "the peer sent data before completing the handshake",
-                            )));
-                        }
-                        let per_turn = state.config.messages_per_turn;
-                        deliver(
-                            &state.shared,
-                            &local,
-                            messages,
-                            Target::Agents,
-                            per_turn,
-                            &state.counters,
-                        )
-                        .await;
-                        if control.send(Control::Ack(decoded.sequence)).await.is_err() {
-                            return Ok(());
-                        }
-                    }
+                if !on_frame(&state, decoded, &local, &control).await? {
+                    return Ok(());
                 }
                 continue;
             }
         }
-        // Wait for more: a frame that has begun must arrive within its
-        // timeout; a silent link within the idle (or handshake) timeout.
-        let wait = if !state.ready.load(Ordering::Acquire) {
-            state
-                .config
-                .handshake_timeout
-                .saturating_sub(started.elapsed())
-        } else if buf.is_empty() {
-            state.config.idle_timeout
-        } else {
-            state.config.frame_timeout
-        };
-        let want = need
-            .unwrap_or(HEADER_LEN)
-            .saturating_sub(buf.len())
-            .clamp(1, OWN_BUFFER);
-        buf.reserve(want);
-        let read = tokio::time::timeout(
-            wait.max(Duration::from_millis(1)),
-            socket.read_buf(&mut buf),
-        )
+        read_more(&state, &mut socket, &mut buf, need, started).await?;
+    }
+}
+
+/// One whole frame from the peer; `false` once the link's writer is gone.
+async fn on_frame(
+    state: &LinkState,
+    frame: DecodedFrame,
+    local: &Sender,
+    control: &mpsc::Sender<Control>,
+) -> HiveResult<bool> {
+    match frame.body {
+        FrameBody::Control(records) => {
+            on_control(state, records, control).await?;
+            Ok(true)
+        }
+        FrameBody::Messages(messages) => {
+            if !state.ready.load(Ordering::Acquire) {
+                state.counters.rejected("data before the handshake");
+                return Err(HiveError::Io(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the peer sent data before completing the handshake",
+                )));
+            }
+            let per_turn = state.config.messages_per_turn;
+            deliver(
+                &state.shared,
+                local,
+                messages,
+                Target::Agents,
+                per_turn,
+                &state.counters,
+            )
+            .await;
+            Ok(control.send(Control::Ack(frame.sequence)).await.is_ok())
+        }
+    }
+}
+
+/// Reads what the peer sent next into `buf`: a frame that has begun must
+/// arrive within its timeout, a silent link within the idle (or
+/// handshake) timeout.
+async fn read_more(
+    state: &LinkState,
+    socket: &mut ReadHalf<Stream>,
+    buf: &mut Vec<u8>,
+    need: Option<usize>,
+    started: tokio::time::Instant,
+) -> HiveResult<()> {
+    let (what, wait) = if !state.ready.load(Ordering::Acquire) {
+        let left = state
+            .config
+            .handshake_timeout
+            .saturating_sub(started.elapsed());
+        ("link handshake", left)
+    } else if buf.is_empty() {
+        ("idle link", state.config.idle_timeout)
+    } else {
+        ("frame arrival", state.config.frame_timeout)
+    };
+    let want = need
+        .unwrap_or(HEADER_LEN)
+        .saturating_sub(buf.len())
+        .clamp(1, OWN_BUFFER);
+    buf.reserve(want);
+    let read = tokio::time::timeout(wait.max(Duration::from_millis(1)), socket.read_buf(buf))
         .await
         .map_err(|_| {
             state.counters.rejected("timeout");
-            timeout(
-                if !state.ready.load(Ordering::Acquire) {
-                    "link handshake"
-                } else if buf.is_empty() {
-                    "idle link"
-                } else {
-                    "frame arrival"
-                },
-                wait,
-            )
+            timeout(what, wait)
         })??;
-        if read == 0 {
-            return Err(if buf.is_empty() {
-                HiveError::Io(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "peer closed the connection",
-                ))
-            } else {
-                HiveError::InvalidFrame(FrameError::Truncated {
-                    needed: need.unwrap_or(HEADER_LEN) as u64,
-                    available: buf.len() as u64,
-                })
-            });
-        }
+    if read > 0 {
+        return Ok(());
     }
+    Err(if buf.is_empty() {
+        HiveError::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "peer closed the connection",
+        ))
+    } else {
+        HiveError::InvalidFrame(FrameError::Truncated {
+            needed: need.unwrap_or(HEADER_LEN) as u64,
+            available: buf.len() as u64,
+        })
+    })
 }
 
 async fn on_control(
