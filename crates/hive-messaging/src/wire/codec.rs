@@ -167,6 +167,7 @@ impl FrameEncoder {
     }
 
     /// Appends one control frame to `out`.
+    #[doc(hidden)] // control frames are the transports' business
     pub fn encode_control(
         &mut self,
         records: &[Control],
@@ -319,7 +320,8 @@ pub struct DecodedFrame {
 pub enum FrameBody {
     /// Messages, in order.
     Messages(Vec<Message>),
-    /// Control records.
+    /// Control records (link management: the transports' business).
+    #[doc(hidden)]
     Control(Vec<Control>),
 }
 

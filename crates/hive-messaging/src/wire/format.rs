@@ -12,10 +12,13 @@ use hive_types::{
 };
 
 /// The first four bytes of every frame.
+#[doc(hidden)] // the wire internals: for the transports, tests and fuzzing
 pub const MAGIC: [u8; 4] = *b"HIVE";
 /// The wire version this build writes and reads.
+#[doc(hidden)] // the wire internals: for the transports, tests and fuzzing
 pub const VERSION: u8 = 1;
 /// Bytes of a frame header.
+#[doc(hidden)] // the wire internals: for the transports, tests and fuzzing
 pub const HEADER_LEN: usize = 40;
 /// A message record's fields before the payload, in order: id, sender,
 /// recipient tag, recipient, kind, priority, flags, created_at,
@@ -33,7 +36,9 @@ const fn total(fields: &[usize]) -> usize {
 
 // `ENVELOPE_BYTES` (a message record before its payload) is pinned to the layout `write_message` writes.
 const _: () = assert!(total(&RECORD_FIELDS) == ENVELOPE_BYTES);
+
 /// Bytes of a control record.
+#[doc(hidden)] // the wire internals: for the transports, tests and fuzzing
 pub const CONTROL_RECORD: usize = 17;
 
 const FLAG_CONTROL: u8 = 1;
@@ -75,6 +80,7 @@ impl Codec {
 
 /// A parsed (and checked) frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)] // the wire internals: for the transports, tests and fuzzing
 pub struct FrameHeader {
     /// Body encoding.
     pub codec: Codec,
@@ -185,6 +191,7 @@ impl FrameHeader {
 /// A control record (link management between two hive processes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[doc(hidden)] // the wire internals: for the transports, tests and fuzzing
 pub enum Control {
     /// The sender now hosts this agent: route messages for it here.
     Hosts(AgentId),

@@ -29,6 +29,10 @@
 //! Decoded payloads share the decompressed buffer (zero copy), so that
 //! buffer is freed with the last payload rather than recycled; encode
 //! buffers are drawn from and returned to the `Recycle` seam.
+//!
+//! Control frames (the link handshake, acknowledgements, routes) and the
+//! raw header are the transports' business: their types are public for
+//! tests and fuzzing but hidden from these docs.
 
 mod codec;
 mod dictionary;
@@ -39,6 +43,10 @@ pub use codec::{
     DecodedFrame, EncoderConfig, FrameBody, FrameDecoder, FrameEncoder, FrameInfo, Limits,
 };
 pub use dictionary::Dictionary;
+/// Why a frame was refused. Defined in hive-types because
+/// [`HiveError::InvalidFrame`](hive_types::HiveError::InvalidFrame) carries
+/// it; this is where users of the wire format find it.
+pub use hive_types::FrameError;
 pub use format::{
     message_len, Codec, Control, FrameHeader, CONTROL_RECORD, HEADER_LEN, MAGIC, VERSION,
 };
