@@ -12,7 +12,7 @@ use hive_types::AgentId;
 
 use crate::agent::StopReason;
 use crate::supervision::Watchdog;
-use crate::system::lock;
+use hive_types::sync::lock;
 
 /// A runner that must be woken (rather than waiting on its mailbox).
 pub(crate) trait Runner: Send + Sync {

@@ -18,7 +18,7 @@ use hive_messaging::Sender;
 use hive_types::{AgentId, Message, MessageKind, Priority};
 
 use crate::agent::StopReason;
-use crate::system::lock;
+use hive_types::sync::lock;
 
 /// A lifecycle message, decoded with [`LifecycleEvent::decode`]: an
 /// [`AgentJoined`](MessageKind::AgentJoined),

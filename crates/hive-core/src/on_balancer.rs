@@ -22,7 +22,8 @@ use crate::cell::{bump, AgentCell, Runner};
 use crate::context::SyncContext;
 use crate::run_flag::RunFlag;
 use crate::supervision::{panic_message, AgentEventKind, Supervisor, Verdict};
-use crate::system::{lock, SwarmSystem, SystemInner};
+use crate::system::{SwarmSystem, SystemInner};
+use hive_types::sync::lock;
 
 /// Messages an agent handles per run before it yields its worker.
 pub(crate) const BUDGET: usize = 256;

@@ -8,7 +8,8 @@ use hive_types::AgentId;
 
 use crate::builder::{AllocationCounter, Optimizations};
 use crate::procstat;
-use crate::system::{lock, SystemInner};
+use crate::system::SystemInner;
+use hive_types::sync::lock;
 
 /// Where the figures start from: taken when the system is built.
 #[derive(Debug, Clone, Copy)]

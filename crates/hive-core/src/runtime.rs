@@ -12,7 +12,7 @@ use hive_types::HiveResult;
 use tokio::runtime::{Handle, Runtime};
 use tokio::time::Sleep;
 
-use crate::system::lock;
+use hive_types::sync::lock;
 
 /// The runtime, and whether the system owns it.
 pub(crate) struct AgentRuntime {

@@ -7,7 +7,8 @@ use hive_messaging::{Undelivered, UndeliveredReason};
 
 use crate::agent::StopReason;
 use crate::cell::StopMode;
-use crate::system::{lock, SwarmSystem, SystemInner};
+use crate::system::{SwarmSystem, SystemInner};
+use hive_types::sync::lock;
 
 /// What a shutdown left behind. Every message the communicator accepted
 /// over the system's life is in one of `handled`, `replies`, `forwarded`

@@ -25,7 +25,7 @@ use crate::supervision::{AgentEventKind, Backoff, EventHook, Events, RestartPoli
 /// One handled message in this many has its latency measured.
 pub(crate) const LATENCY_SAMPLE: u64 = 8;
 
-pub(crate) use hive_types::sync::lock;
+use hive_types::sync::lock;
 
 /// What agents get unless they are spawned with their own settings.
 #[derive(Debug, Clone, Copy)]

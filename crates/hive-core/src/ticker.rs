@@ -12,7 +12,8 @@ use hive_types::HiveResult;
 
 use crate::lifecycle::LifecycleEvent;
 use crate::supervision::AgentEventKind;
-use crate::system::{lock, SystemInner};
+use crate::system::SystemInner;
+use hive_types::sync::lock;
 
 /// Most memory samples kept (one per tick: ten minutes at 100 ms).
 const RSS_SAMPLES: usize = 6000;

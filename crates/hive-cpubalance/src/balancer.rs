@@ -38,7 +38,7 @@ impl Balancer {
         let shared = Shared::new(config);
         let balancer = Balancer { shared };
         for _ in 0..balancer.shared.config.min_workers {
-            balancer.shared.add_worker()?;
+            crate::worker::add_worker(&balancer.shared)?;
         }
         scaler::spawn(&balancer.shared)?;
         Ok(balancer)
@@ -398,7 +398,7 @@ mod tests {
     fn a_retiring_worker_hands_its_queue_back_instead_of_working_it_off() {
         let config = BalancerConfig::default().workers(1, 2).scale_interval(None);
         let balancer = Balancer::new(config).unwrap();
-        assert!(balancer.shared.add_worker().unwrap());
+        assert!(crate::worker::add_worker(&balancer.shared).unwrap());
         // Occupy both workers, then queue work on both.
         let (release, rx) = mpsc::channel::<()>();
         let rx = Arc::new(Mutex::new(rx));

@@ -59,6 +59,7 @@ mod config;
 mod gate;
 mod scaler;
 mod shared;
+mod slot;
 mod stats;
 mod sync;
 mod task;

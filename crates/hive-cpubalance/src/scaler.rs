@@ -25,25 +25,6 @@ pub enum ScaleDecision {
     Kept,
 }
 
-/// The scaler's memory between steps.
-pub(crate) struct ScalerState {
-    last: Option<Instant>,
-    last_busy: Vec<u64>,
-    last_completed: u64,
-    idle_streak: u32,
-}
-
-impl ScalerState {
-    pub(crate) fn new(slots: usize) -> Self {
-        ScalerState {
-            last: None,
-            last_busy: vec![0; slots],
-            last_completed: 0,
-            idle_streak: 0,
-        }
-    }
-}
-
 /// One scaling step: sample busy time since the last step, then scale.
 pub(crate) fn step(shared: &Arc<Shared>) -> ScaleDecision {
     let mut state = lock(&shared.scaler);
@@ -92,7 +73,7 @@ pub(crate) fn step(shared: &Arc<Shared>) -> ScaleDecision {
     if (all_busy && queued > 0 || stalled) && active < config.max_workers {
         state.idle_streak = 0;
         drop(state);
-        return match shared.add_worker() {
+        return match crate::worker::add_worker(shared) {
             Ok(true) => {
                 shared.scale_ups.fetch_add(1, Ordering::Relaxed);
                 ScaleDecision::Added

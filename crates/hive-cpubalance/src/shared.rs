@@ -15,9 +15,8 @@ use hive_types::{HiveError, HiveResult, PerPriority, Priority};
 use crate::config::BalancerConfig;
 use crate::gate::Gate;
 pub(crate) use crate::gate::RunState;
-use crate::scaler::ScalerState;
+use crate::slot::Worker;
 use crate::task::Task;
-use crate::worker::{self, Worker};
 use hive_types::sync::lock;
 
 /// One priority class: its room and its counters.
@@ -355,51 +354,6 @@ impl Shared {
         }
     }
 
-    /// Starts the thread of slot `active` and makes it take work.
-    pub(crate) fn add_worker(self: &Arc<Self>) -> HiveResult<bool> {
-        let index = self.active.load(Ordering::Acquire);
-        let Some(worker) = self.workers.get(index) else {
-            return Ok(false);
-        };
-        if worker.started.load(Ordering::Acquire) {
-            // The previous thread of this slot is still retiring.
-            return Ok(false);
-        }
-        worker.retire.store(false, Ordering::Release);
-        worker.queues().accepting = true;
-        let started = self.start_slot(index)?;
-        if started {
-            self.active.store(index + 1, Ordering::Release);
-        }
-        Ok(started)
-    }
-
-    /// Starts a thread for slot `index` (a new worker, or one replacing a
-    /// thread that died).
-    pub(crate) fn start_slot(self: &Arc<Self>, index: usize) -> HiveResult<bool> {
-        let Some(worker) = self.workers.get(index) else {
-            return Ok(false);
-        };
-        if self.run_state() == RunState::Stopping {
-            return Ok(false);
-        }
-        worker.started.store(true, Ordering::Release);
-        let (shared, me) = (self.clone(), worker.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("{}-{}", self.config.thread_name, index))
-            .spawn(move || worker::run(shared, me));
-        match spawned {
-            Ok(handle) => {
-                lock(&self.threads).push(handle);
-                Ok(true)
-            }
-            Err(e) => {
-                worker.started.store(false, Ordering::Release);
-                Err(HiveError::Io(e))
-            }
-        }
-    }
-
     /// Stops placing work on the last active worker; it hands its queue back
     /// and exits.
     pub(crate) fn retire_worker(&self) -> bool {
@@ -445,6 +399,25 @@ impl Shared {
     pub(crate) fn wake_all(&self) {
         for worker in self.workers.iter() {
             worker.unpark();
+        }
+    }
+}
+
+/// The scaler's memory between steps.
+pub(crate) struct ScalerState {
+    pub(crate) last: Option<Instant>,
+    pub(crate) last_busy: Vec<u64>,
+    pub(crate) last_completed: u64,
+    pub(crate) idle_streak: u32,
+}
+
+impl ScalerState {
+    pub(crate) fn new(slots: usize) -> Self {
+        ScalerState {
+            last: None,
+            last_busy: vec![0; slots],
+            last_completed: 0,
+            idle_streak: 0,
         }
     }
 }

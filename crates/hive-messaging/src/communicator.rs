@@ -12,9 +12,10 @@ use crate::flusher;
 use crate::inbox::Inbox;
 use crate::mailbox::Mailbox;
 use crate::sender::Sender;
-use crate::shared::{lock, Shared};
+use crate::shared::Shared;
 use crate::stats::{CommunicatorStats, MailboxDepth};
 use crate::undelivered::{Undelivered, UndeliveredReason};
+use hive_types::sync::lock;
 
 /// The swarm communicator: a registry of agent mailboxes, and senders that
 /// batch per destination. Cloning makes another handle to the same one.

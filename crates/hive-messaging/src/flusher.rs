@@ -57,7 +57,7 @@ fn tick(shared: &Shared) -> u64 {
     let now = shared.nanos(Instant::now());
     let mut next = NEVER;
     for core in shared.live_senders() {
-        let due = core.next_deadline.load(Ordering::SeqCst);
+        let due = core.next_deadline();
         let core_next = if due <= now || poke {
             core.flush_due(shared, now, poke)
         } else {
@@ -66,7 +66,7 @@ fn tick(shared: &Shared) -> u64 {
         next = next.min(core_next);
     }
     next = next.min(shared.requests.expire(now));
-    shared.recorders.maybe_publish_depth(shared, now);
+    shared.recorders.maybe_publish_depth(&shared.registry, now);
     signal.wake_at.store(next, Ordering::SeqCst);
     next
 }

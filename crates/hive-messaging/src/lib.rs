@@ -67,6 +67,7 @@
 //! `metrics` facade; [`Communicator::stats`] gives the same as a snapshot.
 #![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
+mod ask;
 mod batch;
 mod broadcast;
 mod communicator;

@@ -15,7 +15,7 @@ use hive_types::{AgentId, HiveError, HiveResult};
 
 use crate::idmap::IdMap;
 use crate::inbox::Inbox;
-use crate::shared::lock;
+use hive_types::sync::lock;
 
 /// Local agents that joined or left, in order, for transports that tell
 /// their peers (kept for the last [`LOG_CAPACITY`] changes).

@@ -14,10 +14,11 @@ use crate::batch::{Batch, FlushReason};
 use crate::idmap::IdMap;
 use crate::inbox::{Inbox, NoRoom};
 use crate::requests::Offered;
-use crate::shared::{lock, Shared, NEVER};
+use crate::shared::{HeldBatches, Shared, NEVER};
 use crate::stats::SendCounts;
 use crate::undelivered::UndeliveredReason;
 use crate::wait::{run_blocking, Await, AwaitOr, Block, BlockUntil, Wait};
+use hive_types::sync::lock;
 
 /// A handle that sends messages. Cheap to clone; each clone batches on its
 /// own, so order is kept per (sender handle, recipient, priority).
@@ -85,7 +86,8 @@ impl Sender {
             state: Mutex::new(SenderState::default()),
             next_deadline: AtomicU64::new(NEVER),
         });
-        lock(&shared.senders).push(Arc::downgrade(&core));
+        let held: Arc<dyn HeldBatches> = core.clone();
+        lock(&shared.senders).push(Arc::downgrade(&held));
         Sender { core, shared }
     }
 
@@ -513,9 +515,12 @@ fn drop_route(shared: &Shared, route: Route) {
     }
 }
 
-impl SenderCore {
-    /// Flushes every open batch.
-    pub(crate) fn flush_all(&self, shared: &Shared, reason: FlushReason) {
+impl HeldBatches for SenderCore {
+    fn next_deadline(&self) -> u64 {
+        self.next_deadline.load(Ordering::SeqCst)
+    }
+
+    fn flush_all(&self, shared: &Shared, reason: FlushReason) {
         let mut state = lock(&self.state);
         let SenderState { routes, counts } = &mut *state;
         for route in routes.values_mut() {
@@ -524,10 +529,8 @@ impl SenderCore {
         self.next_deadline.store(NEVER, Ordering::SeqCst);
     }
 
-    /// The flusher's visit: flushes batches that are due (or whose consumer
-    /// waits, when `idle_poke`), forgets closed mailboxes, and returns the
-    /// next deadline.
-    pub(crate) fn flush_due(&self, shared: &Shared, now: u64, idle_poke: bool) -> u64 {
+    /// The flusher's visit; it also forgets closed mailboxes.
+    fn flush_due(&self, shared: &Shared, now: u64, idle_poke: bool) -> u64 {
         let mut state = lock(&self.state);
         let SenderState { routes, counts } = &mut *state;
         let mut next = NEVER;
@@ -551,7 +554,7 @@ impl SenderCore {
         next
     }
 
-    pub(crate) fn counts(&self) -> SendCounts {
+    fn counts(&self) -> SendCounts {
         lock(&self.state).counts
     }
 }

@@ -8,16 +8,29 @@ use std::time::{Duration, Instant};
 
 use hive_types::{Message, SharedRecycler};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, FlushReason};
 use crate::config::CommunicatorConfig;
 use crate::inbox::Inbox;
 use crate::registry::Registry;
 use crate::requests::Requests;
-use crate::sender::SenderCore;
 use crate::stats::{Recorders, SendCounts};
 use crate::undelivered::{DeadLetters, ReasonCounts, Undelivered, UndeliveredReason};
 
-pub(crate) use hive_types::sync::lock;
+use hive_types::sync::lock;
+
+/// A sender's batches, as the flusher, `flush_all`, `close` and the
+/// statistics see them (implemented by the sender's core).
+pub(crate) trait HeldBatches: Send + Sync {
+    /// Earliest time one of its batches is due (`NEVER` if none).
+    fn next_deadline(&self) -> u64;
+    /// Flushes every open batch.
+    fn flush_all(&self, shared: &Shared, reason: FlushReason);
+    /// Flushes what is due (or whose consumer waits, with `idle_poke`);
+    /// returns the next deadline.
+    fn flush_due(&self, shared: &Shared, now: u64, idle_poke: bool) -> u64;
+    /// What it sent so far.
+    fn counts(&self) -> SendCounts;
+}
 
 /// Deadline value meaning "none".
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -28,7 +41,7 @@ pub(crate) struct Shared {
     pub(crate) linger_ns: u64,
     pub(crate) registry: Registry,
     /// Every live sender, for the flusher and for statistics.
-    pub(crate) senders: Mutex<Vec<Weak<SenderCore>>>,
+    pub(crate) senders: Mutex<Vec<Weak<dyn HeldBatches>>>,
     /// Counts of senders that are gone.
     pub(crate) retired: Mutex<SendCounts>,
     pub(crate) recycler: SharedRecycler<VecDeque<Message>>,
@@ -145,7 +158,7 @@ impl Shared {
     }
 
     /// Live senders (pruning the dead).
-    pub(crate) fn live_senders(&self) -> Vec<Arc<SenderCore>> {
+    pub(crate) fn live_senders(&self) -> Vec<Arc<dyn HeldBatches>> {
         let mut senders = lock(&self.senders);
         senders.retain(|w| w.strong_count() > 0);
         senders.iter().filter_map(Weak::upgrade).collect()

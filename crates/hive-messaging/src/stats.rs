@@ -75,7 +75,7 @@ impl Recorders {
 
     /// Publishes the messages queued in all mailboxes, at most every
     /// 100 ms (it visits every mailbox).
-    pub(crate) fn maybe_publish_depth(&self, shared: &crate::shared::Shared, now: u64) {
+    pub(crate) fn maybe_publish_depth(&self, registry: &crate::registry::Registry, now: u64) {
         let last = self
             .depth_published
             .load(std::sync::atomic::Ordering::Relaxed);
@@ -84,7 +84,7 @@ impl Recorders {
         }
         self.depth_published
             .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
-        let queued: usize = shared.registry.inboxes().iter().map(|i| i.queued()).sum();
+        let queued: usize = registry.inboxes().iter().map(|i| i.queued()).sum();
         self.metrics.depth(queued);
     }
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use hive_types::{HiveError, HiveResult};
 
-use crate::recorder::{lock, HiveRecorder};
+use crate::recorder::HiveRecorder;
 use crate::snapshot::Snapshot;
+use hive_types::sync::lock;
 
 type Hook = Box<dyn FnMut(&Snapshot) + Send>;
 

@@ -13,7 +13,7 @@ use metrics::{
 use metrics_util::registry::Registry;
 
 use crate::series::HiveStorage;
-use crate::snapshot::{self, RateTracker, Snapshot};
+use crate::snapshot::{self, Description, RateTracker, Snapshot, Source};
 
 /// Label added to the series that collects registrations beyond the
 /// cardinality limit of a metric name.
@@ -71,13 +71,6 @@ enum Kind {
     Histogram,
 }
 
-/// Help text and unit given with `describe_*!`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Description {
-    pub(crate) help: String,
-    pub(crate) unit: Option<Unit>,
-}
-
 pub(crate) struct Inner {
     pub(crate) config: RecorderConfig,
     pub(crate) registry: Registry<Key, HiveStorage>,
@@ -88,7 +81,7 @@ pub(crate) struct Inner {
     pub(crate) started: Instant,
 }
 
-pub(crate) use hive_types::sync::lock;
+use hive_types::sync::lock;
 
 /// A `metrics` recorder that aggregates as samples arrive.
 ///
@@ -164,7 +157,14 @@ impl HiveRecorder {
 
     /// Every series now, with rates per second over the rate window.
     pub fn snapshot(&self) -> Snapshot {
-        snapshot::take(&self.inner)
+        let inner = &*self.inner;
+        snapshot::take(&Source {
+            registry: &inner.registry,
+            rates: &inner.rates,
+            rate_window: inner.config.rate_window,
+            descriptions: &inner.descriptions,
+            started: inner.started,
+        })
     }
 
     /// The Prometheus text exposition format 0.0.4 of a fresh snapshot.

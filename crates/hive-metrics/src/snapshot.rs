@@ -1,13 +1,32 @@
 //! [`Snapshot`]: every series at one moment, with rates and percentiles.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use metrics::Key;
+use hive_types::sync::lock;
+use metrics::{Key, Unit};
+use metrics_util::registry::Registry;
 use serde::{Deserialize, Serialize};
 
-use crate::recorder::{lock, Inner};
-use crate::series::SCALE;
+use crate::series::{HiveStorage, SCALE};
+
+/// Help text and unit given with `describe_*!`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Description {
+    pub(crate) help: String,
+    pub(crate) unit: Option<Unit>,
+}
+
+/// What a snapshot reads: a recorder's series, rate history and
+/// descriptions.
+pub(crate) struct Source<'a> {
+    pub(crate) registry: &'a Registry<Key, HiveStorage>,
+    pub(crate) rates: &'a Mutex<RateTracker>,
+    pub(crate) rate_window: Duration,
+    pub(crate) descriptions: &'a Mutex<HashMap<String, Description>>,
+    pub(crate) started: Instant,
+}
 
 /// Labels of a series, sorted by name.
 pub type Labels = BTreeMap<String, String>;
@@ -148,7 +167,7 @@ impl RateTracker {
     fn observe(
         &mut self,
         now: Instant,
-        window: std::time::Duration,
+        window: Duration,
         now_values: HashMap<SeriesId, f64>,
     ) -> (f64, HashMap<SeriesId, f64>) {
         while self
@@ -190,16 +209,16 @@ fn by_series(a: (&str, u64), b: (&str, u64)) -> std::cmp::Ordering {
     a.0.cmp(b.0).then(a.1.cmp(&b.1))
 }
 
-pub(crate) fn take(inner: &Inner) -> Snapshot {
+pub(crate) fn take(inner: &Source<'_>) -> Snapshot {
     let now = Instant::now();
     // Cumulative values by series, for the rate tracker.
     let mut current = HashMap::new();
     let counters = counters(inner, &mut current);
     let histograms = histograms(inner, &mut current);
-    let (span, rates) = lock(&inner.rates).observe(now, inner.config.rate_window, current);
+    let (span, rates) = lock(inner.rates).observe(now, inner.rate_window, current);
     let counters = with_rates(counters, &rates, |c, r| c.rate_per_sec = r, |c| &c.name);
     let histograms = with_rates(histograms, &rates, |h, r| h.rate_per_sec = r, |h| &h.name);
-    let descriptions = lock(&inner.descriptions)
+    let descriptions = lock(inner.descriptions)
         .iter()
         .map(|(k, d)| (k.clone(), d.help.clone()))
         .collect();
@@ -216,7 +235,10 @@ pub(crate) fn take(inner: &Inner) -> Snapshot {
     }
 }
 
-fn counters(inner: &Inner, current: &mut HashMap<SeriesId, f64>) -> Vec<(SeriesId, CounterSample)> {
+fn counters(
+    inner: &Source<'_>,
+    current: &mut HashMap<SeriesId, f64>,
+) -> Vec<(SeriesId, CounterSample)> {
     let mut counters = Vec::new();
     inner.registry.visit_counters(|key, c| {
         let value = c.value();
@@ -234,7 +256,7 @@ fn counters(inner: &Inner, current: &mut HashMap<SeriesId, f64>) -> Vec<(SeriesI
     counters
 }
 
-fn gauges(inner: &Inner) -> Vec<GaugeSample> {
+fn gauges(inner: &Source<'_>) -> Vec<GaugeSample> {
     let mut gauges = Vec::new();
     inner.registry.visit_gauges(|key, g| {
         gauges.push((
@@ -251,7 +273,7 @@ fn gauges(inner: &Inner) -> Vec<GaugeSample> {
 }
 
 fn histograms(
-    inner: &Inner,
+    inner: &Source<'_>,
     current: &mut HashMap<SeriesId, f64>,
 ) -> Vec<(SeriesId, HistogramSummary)> {
     let mut histograms = Vec::new();

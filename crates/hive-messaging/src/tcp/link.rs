@@ -12,10 +12,10 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::reader::read_loop;
 use super::security::{Handshake, Role, Stream};
+use super::state::LinkState;
 use super::writer::write_loop;
 use super::{PartialBudget, TcpConfig};
 use crate::registry::LocalChanges;
-use crate::shared::Shared;
 use crate::transport::{Counters, InFlight, LinkQueue, TransportStats};
 use crate::wire::{Control, FrameDecoder, FrameEncoder};
 use crate::Communicator;
@@ -38,27 +38,7 @@ impl LinkReport {
     }
 }
 
-pub(crate) use hive_types::sync::lock;
-
-/// State the link's tasks share.
-pub(crate) struct LinkState {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) queue: Arc<LinkQueue>,
-    pub(crate) config: TcpConfig,
-    pub(crate) counters: Counters,
-    pub(crate) in_flight: Mutex<InFlight>,
-    /// Acknowledgements arrived, or the handshake completed: the writer
-    /// looks at its window again.
-    pub(crate) progress: Notify,
-    pub(crate) handshake: Mutex<Handshake>,
-    /// The peer passed the handshake: data may flow.
-    pub(crate) ready: AtomicBool,
-    /// Notified when `ready` is set.
-    pub(crate) ready_changed: Notify,
-    pub(crate) remote_agents: Mutex<HashSet<AgentId>>,
-    pub(crate) closing: AtomicBool,
-    pub(crate) budget: Arc<PartialBudget>,
-}
+use hive_types::sync::lock;
 
 /// A connection to a peer process; see the [module docs](super).
 pub struct TcpLink {

@@ -49,6 +49,7 @@
 mod link;
 mod reader;
 mod security;
+mod state;
 mod writer;
 
 use std::collections::HashMap;

@@ -10,11 +10,12 @@ use hive_types::{FrameError, HiveError, HiveResult};
 use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::sync::mpsc;
 
-use super::link::{lock, LinkState};
 use super::security::{timeout, Stream};
+use super::state::LinkState;
 use crate::transport::{deliver, Target};
 use crate::wire::{Control, DecodedFrame, FrameBody, FrameDecoder, HEADER_LEN};
 use crate::Sender;
+use hive_types::sync::lock;
 
 /// Bytes each link may buffer for a frame before it draws on the server's
 /// shared budget for frames still arriving.

@@ -14,10 +14,11 @@ use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::link::{lock, LinkState};
 use super::security::Stream;
+use super::state::LinkState;
 use crate::transport::{LinkQueue, Unframed};
 use crate::wire::{Control, FrameEncoder};
+use hive_types::sync::lock;
 
 struct Writer {
     state: Arc<LinkState>,

@@ -43,11 +43,11 @@ pub use codec::{
     DecodedFrame, EncoderConfig, FrameBody, FrameDecoder, FrameEncoder, FrameInfo, Limits,
 };
 pub use dictionary::Dictionary;
+pub use format::{
+    message_len, Codec, Control, FrameHeader, CONTROL_RECORD, HEADER_LEN, MAGIC, VERSION,
+};
 /// Why a frame was refused. Defined in hive-types because
 /// [`HiveError::InvalidFrame`](hive_types::HiveError::InvalidFrame) carries
 /// it; this is where users of the wire format find it.
 pub use hive_types::FrameError;
-pub use format::{
-    message_len, Codec, Control, FrameHeader, CONTROL_RECORD, HEADER_LEN, MAGIC, VERSION,
-};
 pub use stats::{Direction, WireStats};
