@@ -7,6 +7,7 @@ use std::future::Future;
 use hive_types::Message;
 
 use crate::context::{Context, SyncContext};
+use crate::supervision::StopReason;
 
 /// An agent whose handlers are async: it may await I/O (an LLM call, an
 /// HTTP request, a timer) without holding a thread. It runs as a task on
@@ -84,48 +85,6 @@ where
 {
     fn handle(&mut self, message: Message, ctx: &mut SyncContext<'_>) {
         self(message, ctx)
-    }
-}
-
-/// Why an agent stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StopReason {
-    /// It was asked to stop ([`StopMode::Drain`](crate::StopMode::Drain):
-    /// after handling its mail, or [`StopMode::Cancel`](crate::StopMode::Cancel):
-    /// its mail reported undelivered).
-    Stopped,
-    /// A handler panicked and its restart policy said stop.
-    Panicked,
-    /// The system shut down.
-    Shutdown,
-}
-
-impl StopReason {
-    /// Lower-case name, for metric labels and lifecycle messages.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            StopReason::Stopped => "stopped",
-            StopReason::Panicked => "panicked",
-            StopReason::Shutdown => "shutdown",
-        }
-    }
-
-    pub(crate) const fn code(self) -> u8 {
-        match self {
-            StopReason::Stopped => 0,
-            StopReason::Panicked => 1,
-            StopReason::Shutdown => 2,
-        }
-    }
-
-    pub(crate) const fn from_code(code: u8) -> Option<StopReason> {
-        match code {
-            0 => Some(StopReason::Stopped),
-            1 => Some(StopReason::Panicked),
-            2 => Some(StopReason::Shutdown),
-            _ => None,
-        }
     }
 }
 

@@ -10,7 +10,7 @@ use hive_messaging::MailboxProbe;
 use hive_types::histogram::{AtomicHistogram, COARSE};
 use hive_types::AgentId;
 
-use crate::agent::StopReason;
+use crate::supervision::StopReason;
 use crate::supervision::Watchdog;
 use hive_types::sync::lock;
 

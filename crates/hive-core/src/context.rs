@@ -16,7 +16,7 @@ use hive_types::{
 };
 
 use crate::cell::{AgentCell, StopMode};
-use crate::system::SwarmSystem;
+use crate::inner::SwarmSystem;
 
 fn data(from: AgentId, to: AgentId, priority: Priority, payload: impl Into<Bytes>) -> Message {
     Message::builder(from, to)

@@ -72,11 +72,13 @@ mod builder;
 mod cell;
 mod context;
 mod directory;
+mod inner;
 #[cfg(feature = "json")]
 pub mod json;
 mod lifecycle;
 mod on_balancer;
 mod on_tokio;
+mod options;
 mod procstat;
 mod report;
 mod run_flag;
@@ -88,16 +90,19 @@ mod sync;
 mod system;
 mod ticker;
 
-pub use agent::{Agent, StopReason, SyncAgent};
-pub use builder::{AllocationCounter, Optimizations, SwarmBuilder};
+pub use agent::{Agent, SyncAgent};
+pub use builder::SwarmBuilder;
 pub use cell::{StopMode, StopReport};
 pub use context::{Context, SyncContext};
+pub use inner::SwarmSystem;
 pub use lifecycle::LifecycleEvent;
+pub use options::{AllocationCounter, Optimizations};
 pub use report::{AgentReport, Percentiles, SystemReport};
 pub use shutdown::ShutdownReport;
 pub use spawn::{AgentBuilder, AgentRef};
-pub use supervision::{AgentEvent, AgentEventKind, Backoff, Overrun, RestartPolicy, Watchdog};
-pub use system::SwarmSystem;
+pub use supervision::{
+    AgentEvent, AgentEventKind, Backoff, Overrun, RestartPolicy, StopReason, Watchdog,
+};
 
 pub use hive_types::{
     AgentId, HiveError, HiveResult, Message, MessageKind, Priority, Recipient, Rejected,

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use hive_messaging::Sender;
 use hive_types::{AgentId, Message, MessageKind, Priority};
 
-use crate::agent::StopReason;
+use crate::supervision::StopReason;
 use hive_types::sync::lock;
 
 /// A lifecycle message, decoded with [`LifecycleEvent::decode`]: an

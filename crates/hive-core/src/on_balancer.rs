@@ -17,12 +17,13 @@ use std::time::Instant;
 use hive_messaging::{Mailbox, Sender, UndeliveredReason};
 use hive_types::{Message, Priority};
 
-use crate::agent::{StopReason, SyncAgent};
+use crate::agent::SyncAgent;
 use crate::cell::{bump, AgentCell, Runner};
 use crate::context::SyncContext;
+use crate::inner::{Backlogged, SwarmSystem, SystemInner};
 use crate::run_flag::RunFlag;
+use crate::supervision::StopReason;
 use crate::supervision::{panic_message, AgentEventKind, Supervisor, Verdict};
-use crate::system::{SwarmSystem, SystemInner};
 use hive_types::sync::lock;
 
 /// Messages an agent handles per run before it yields its worker.
@@ -150,7 +151,8 @@ impl BalancerAgent {
         }
         self.scheduled.cancel();
         if !self.in_backlog.swap(true, Ordering::AcqRel) {
-            system.backlog(Arc::downgrade(self));
+            let me: Arc<dyn Backlogged> = self.clone();
+            system.backlog(Arc::downgrade(&me));
         }
     }
 
@@ -329,5 +331,12 @@ impl BalancerAgent {
         };
         let dropped = dropped + mailbox.discard(leftover) as u64;
         system.agent_stopped(&self.cell, reason, dropped);
+    }
+}
+
+impl Backlogged for BalancerAgent {
+    fn retry(self: Arc<Self>) {
+        self.in_backlog.store(false, Ordering::Release);
+        self.schedule();
     }
 }

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use hive_messaging::{Mailbox, UndeliveredReason};
 use hive_types::Message;
 
-use crate::agent::{Agent, StopReason};
+use crate::agent::Agent;
 use crate::cell::{bump, AgentCell};
 use crate::context::Context;
+use crate::inner::SystemInner;
+use crate::supervision::StopReason;
 use crate::supervision::{panic_message, AgentEventKind, Overrun, Supervisor, Verdict};
-use crate::system::SystemInner;
 
 /// Messages handled in a row before the task yields to others on its thread.
 const YIELD_EVERY: u32 = 64;

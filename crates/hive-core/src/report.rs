@@ -2,34 +2,14 @@
 
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hive_types::AgentId;
 
-use crate::builder::{AllocationCounter, Optimizations};
+use crate::inner::SystemInner;
+use crate::options::Optimizations;
 use crate::procstat;
-use crate::system::SystemInner;
 use hive_types::sync::lock;
-
-/// Where the figures start from: taken when the system is built.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Baselines {
-    started: Instant,
-    rss: Option<u64>,
-    cpu: Option<Duration>,
-    allocations: Option<u64>,
-}
-
-impl Baselines {
-    pub(crate) fn now(counter: Option<AllocationCounter>) -> Self {
-        Baselines {
-            started: Instant::now(),
-            rss: procstat::resident_bytes(),
-            cpu: procstat::cpu_time(),
-            allocations: counter.map(|c| c()),
-        }
-    }
-}
 
 /// The system's figures since it was built. Nothing in it is a constant:
 /// each comes from a counter, a histogram, the balancer or the kernel.

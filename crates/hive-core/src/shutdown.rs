@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use hive_messaging::{Undelivered, UndeliveredReason};
 
-use crate::agent::StopReason;
 use crate::cell::StopMode;
-use crate::system::{SwarmSystem, SystemInner};
+use crate::inner::{SwarmSystem, SystemInner};
+use crate::supervision::StopReason;
 use hive_types::sync::lock;
 
 /// What a shutdown left behind. Every message the communicator accepted

@@ -11,11 +11,11 @@ use hive_types::{AgentId, HiveResult, Message, Rejected};
 use crate::agent::{Agent, SyncAgent};
 use crate::cell::{AgentCell, Observed, StopMode, StopReport};
 use crate::context::Context;
+use crate::inner::SwarmSystem;
 use crate::lifecycle::LifecycleEvent;
 use crate::on_balancer::{BalancerAgent, SyncFactory};
 use crate::on_tokio::TokioAgent;
 use crate::supervision::{AgentEventKind, Backoff, Overrun, RestartPolicy, Supervisor, Watchdog};
-use crate::system::SwarmSystem;
 
 /// Options for one agent; see [`SwarmSystem::agent`].
 ///

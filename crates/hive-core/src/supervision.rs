@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use hive_types::AgentId;
 
-use crate::agent::StopReason;
-
 /// What happens to an agent when one of its handlers panics. The message
 /// being handled counts as handled either way (the panic is counted too);
 /// what varies is the agent's fate.
@@ -284,5 +282,47 @@ mod tests {
                 restarts: 2
             }
         );
+    }
+}
+
+/// Why an agent stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// It was asked to stop ([`StopMode::Drain`](crate::StopMode::Drain):
+    /// after handling its mail, or [`StopMode::Cancel`](crate::StopMode::Cancel):
+    /// its mail reported undelivered).
+    Stopped,
+    /// A handler panicked and its restart policy said stop.
+    Panicked,
+    /// The system shut down.
+    Shutdown,
+}
+
+impl StopReason {
+    /// Lower-case name, for metric labels and lifecycle messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Stopped => "stopped",
+            StopReason::Panicked => "panicked",
+            StopReason::Shutdown => "shutdown",
+        }
+    }
+
+    pub(crate) const fn code(self) -> u8 {
+        match self {
+            StopReason::Stopped => 0,
+            StopReason::Panicked => 1,
+            StopReason::Shutdown => 2,
+        }
+    }
+
+    pub(crate) const fn from_code(code: u8) -> Option<StopReason> {
+        match code {
+            0 => Some(StopReason::Stopped),
+            1 => Some(StopReason::Panicked),
+            2 => Some(StopReason::Shutdown),
+            _ => None,
+        }
     }
 }

@@ -1,230 +1,21 @@
-//! [`SwarmSystem`]: the running system, and the state its parts share.
+//! What a [`SwarmSystem`] handle does: spawn, reach, ask and stop agents,
+//! report, shut down. The state it points to is `inner`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hive_cpubalance::Balancer;
 use hive_messaging::{Communicator, Sender};
-use hive_types::histogram::{AtomicHistogram, PRECISE};
-use hive_types::{AgentId, HiveError, HiveResult, Message, Rejected, Timestamp};
+use hive_types::{AgentId, HiveError, HiveResult, Message, Rejected};
 
-use crate::agent::StopReason;
-use crate::builder::{AllocationCounter, BatchBuffer, Optimizations};
-use crate::cell::{AgentCell, StopMode, StopReport};
-use crate::directory::Directory;
-use crate::lifecycle::{LifecycleEvent, Subscribers};
-use crate::on_balancer::BalancerAgent;
-use crate::report::{Baselines, SystemReport};
-use crate::runtime::{AgentRuntime, Clock, LazyTimer};
+use crate::cell::{StopMode, StopReport};
+use crate::inner::{SwarmSystem, SystemInner};
+use crate::options::{BatchBuffer, Optimizations};
+use crate::report::SystemReport;
 use crate::spawn::{AgentBuilder, AgentRef};
-use crate::supervision::{AgentEventKind, Backoff, EventHook, Events, RestartPolicy, Watchdog};
-
-/// One handled message in this many has its latency measured.
-pub(crate) const LATENCY_SAMPLE: u64 = 8;
-
-use hive_types::sync::lock;
-
-/// What agents get unless they are spawned with their own settings.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Defaults {
-    pub(crate) restart: RestartPolicy,
-    pub(crate) backoff: Backoff,
-    pub(crate) watchdog: Option<Watchdog>,
-}
-
-/// The parts a builder hands over.
-pub(crate) struct Parts {
-    pub(crate) communicator: Communicator,
-    pub(crate) balancer: Balancer,
-    #[cfg(feature = "mempool")]
-    pub(crate) pools: Option<hive_mempool::SwarmMemoryPools>,
-    #[cfg(feature = "mempool")]
-    pub(crate) batch_pool: Option<hive_mempool::Pool<BatchBuffer>>,
-    #[cfg(feature = "metrics")]
-    pub(crate) recorder: Option<hive_metrics::HiveRecorder>,
-    pub(crate) runtime: AgentRuntime,
-    pub(crate) optimizations: Optimizations,
-    pub(crate) send_timeout: Duration,
-    pub(crate) defaults: Defaults,
-    pub(crate) events: Option<EventHook>,
-    pub(crate) heartbeat: Option<Duration>,
-    pub(crate) max_agents: usize,
-    pub(crate) max_observed: usize,
-    pub(crate) allocations: Option<AllocationCounter>,
-}
-
-pub(crate) struct SystemInner {
-    pub(crate) communicator: Communicator,
-    pub(crate) balancer: Balancer,
-    #[cfg(feature = "mempool")]
-    pub(crate) pools: Option<hive_mempool::SwarmMemoryPools>,
-    #[cfg(feature = "mempool")]
-    pub(crate) batch_pool: Option<hive_mempool::Pool<BatchBuffer>>,
-    #[cfg(feature = "metrics")]
-    pub(crate) recorder: Option<hive_metrics::HiveRecorder>,
-    pub(crate) runtime: AgentRuntime,
-    pub(crate) clock: Clock,
-    pub(crate) optimizations: Optimizations,
-    /// How long an agent's send or submit waits for room.
-    pub(crate) send_timeout: Duration,
-    pub(crate) defaults: Defaults,
-    pub(crate) directory: Directory,
-    pub(crate) subscribers: Subscribers,
-    /// Sends from outside the agents: handles' tells and asks, lifecycle.
-    pub(crate) outside: Sender,
-    pub(crate) events: Events,
-    pub(crate) heartbeat: Option<Duration>,
-    /// Sync agents whose run found every balancer class full; each at most
-    /// once, so at most one entry per agent.
-    backlog: Mutex<Vec<Weak<BalancerAgent>>>,
-    /// Creation-to-handling latency of every handled message, microseconds.
-    pub(crate) latency_us: AtomicHistogram,
-    /// Messages handled by agents that have stopped.
-    retired_handled: AtomicU64,
-    pub(crate) handler_panics: AtomicU64,
-    handled_metric: metrics::Counter,
-    pub(crate) baselines: Baselines,
-    pub(crate) allocations: Option<AllocationCounter>,
-    /// (seconds since start, resident bytes), one per tick, bounded.
-    pub(crate) rss_samples: Mutex<Vec<(f64, u64)>>,
-    pub(crate) ticker: Mutex<Option<crate::ticker::Ticker>>,
-}
-
-impl SystemInner {
-    pub(crate) fn new(parts: Parts) -> Arc<SystemInner> {
-        let outside = parts.communicator.sender();
-        Arc::new(SystemInner {
-            outside,
-            communicator: parts.communicator,
-            balancer: parts.balancer,
-            #[cfg(feature = "mempool")]
-            pools: parts.pools,
-            #[cfg(feature = "mempool")]
-            batch_pool: parts.batch_pool,
-            #[cfg(feature = "metrics")]
-            recorder: parts.recorder,
-            runtime: parts.runtime,
-            clock: Clock::new(),
-            optimizations: parts.optimizations,
-            send_timeout: parts.send_timeout,
-            defaults: parts.defaults,
-            directory: Directory::new(parts.max_agents, parts.max_observed),
-            subscribers: Subscribers::new(parts.max_agents),
-            events: Events(parts.events),
-            heartbeat: parts.heartbeat,
-            backlog: Mutex::new(Vec::new()),
-            latency_us: AtomicHistogram::new(PRECISE),
-            retired_handled: AtomicU64::new(0),
-            handler_panics: AtomicU64::new(0),
-            handled_metric: metrics::counter!("hive_swarm_messages_total"),
-            baselines: Baselines::now(parts.allocations),
-            allocations: parts.allocations,
-            rss_samples: Mutex::new(Vec::new()),
-            ticker: Mutex::new(None),
-        })
-    }
-
-    /// Records a handled message: every one counts; one in
-    /// [`LATENCY_SAMPLE`] has its creation-to-handling latency read (a clock
-    /// read costs about as much as handing a message out) and recorded with
-    /// that weight, which keeps the percentiles while sparing the clock.
-    #[inline]
-    pub(crate) fn record_latency(&self, created: Timestamp, handled: u64) {
-        if handled.is_multiple_of(LATENCY_SAMPLE) {
-            let age = Timestamp::now()
-                .as_micros()
-                .saturating_sub(created.as_micros());
-            self.latency_us.record_n(age, LATENCY_SAMPLE);
-        }
-        self.handled_metric.increment(1);
-    }
-
-    pub(crate) fn count_panic(&self, cell: &AgentCell) {
-        self.handler_panics.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("hive_agent_panics_total").increment(1);
-        if let Some(o) = &cell.observed {
-            metrics::counter!("hive_agent_panics_total", "agent" => o.label.to_string())
-                .increment(1);
-        }
-    }
-
-    pub(crate) fn emit(&self, cell: &AgentCell, kind: AgentEventKind) {
-        if matches!(kind, AgentEventKind::Restarted { .. }) {
-            metrics::counter!("hive_agent_restarts_total").increment(1);
-        }
-        self.events.emit(cell.id, cell.name.as_ref(), kind);
-    }
-
-    /// A timer on the agents' runtime, started now.
-    pub(crate) fn sleep(&self, after: Duration) -> tokio::time::Sleep {
-        self.runtime.sleep(after)
-    }
-
-    /// A timer on the agents' runtime that starts when first polled.
-    pub(crate) fn timer(&self, after: Duration) -> LazyTimer {
-        self.runtime.timer(after)
-    }
-
-    /// Messages handled so far, by every agent past and present.
-    pub(crate) fn handled(&self) -> u64 {
-        let live: u64 = self
-            .directory
-            .all()
-            .iter()
-            .map(|c| c.counters.handled.load(Ordering::Relaxed))
-            .sum();
-        live + self.retired_handled.load(Ordering::Relaxed)
-    }
-
-    /// An agent's life ended: the directory forgets it, subscribers and
-    /// the event hook hear of it, whoever waits for it wakes.
-    pub(crate) fn agent_stopped(&self, cell: &AgentCell, reason: StopReason, dropped: u64) {
-        if !cell.claim_end() {
-            return;
-        }
-        self.retired_handled.fetch_add(
-            cell.counters.handled.load(Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
-        self.directory.remove(&cell.id);
-        self.subscribers.remove(&cell.id);
-        // Waiters wake only once its id and names are free.
-        cell.finish(reason, dropped);
-        self.emit(cell, AgentEventKind::Stopped(reason));
-        self.subscribers.notify(
-            &self.outside,
-            Some(cell.id),
-            &LifecycleEvent::Left {
-                agent: cell.id,
-                name: cell.name.as_ref().map(|n| n.to_string()),
-                reason,
-            },
-        );
-    }
-
-    pub(crate) fn backlog(&self, agent: Weak<BalancerAgent>) {
-        lock(&self.backlog).push(agent);
-    }
-
-    /// Retries the runs that found the balancer full (each tick).
-    pub(crate) fn retry_backlog(&self) {
-        let waiting: Vec<Weak<BalancerAgent>> = std::mem::take(&mut *lock(&self.backlog));
-        for agent in waiting.iter().filter_map(Weak::upgrade) {
-            agent.in_backlog.store(false, Ordering::Release);
-            agent.schedule();
-        }
-    }
-}
-
-impl Drop for SystemInner {
-    fn drop(&mut self) {
-        self.communicator.close();
-        self.runtime.shut_down();
-    }
-}
 
 /// Stops the system when the last handle a user holds goes away.
 struct Owner {
@@ -237,20 +28,6 @@ impl Drop for Owner {
             crate::shutdown::abandon(&inner);
         }
     }
-}
-
-/// A swarm: communicator, pools, balancer, recorder and the agents running
-/// on them. Cloning makes another handle; when the last handle you made is
-/// dropped without [`shutdown`](Self::shutdown), the system stops at once
-/// (mail still waiting is reported undelivered).
-///
-/// See the [crate documentation](crate) for an example.
-#[derive(Clone)]
-pub struct SwarmSystem {
-    pub(crate) inner: Arc<SystemInner>,
-    /// Present in handles users hold (held for its `Drop`); absent in the
-    /// ones agents hold, so an agent's handle does not keep the system alive.
-    _owner: Option<Arc<Owner>>,
 }
 
 impl SwarmSystem {
@@ -266,13 +43,6 @@ impl SwarmSystem {
         SwarmSystem {
             inner,
             _owner: Some(owner),
-        }
-    }
-
-    pub(crate) fn internal(inner: Arc<SystemInner>) -> Self {
-        SwarmSystem {
-            inner,
-            _owner: None,
         }
     }
 
@@ -316,10 +86,6 @@ impl SwarmSystem {
     /// Agents running now.
     pub fn agents(&self) -> usize {
         self.inner.directory.len()
-    }
-
-    pub(crate) fn internal_handle(&self) -> SwarmSystem {
-        SwarmSystem::internal(self.inner.clone())
     }
 
     /// Sends `payload` to `to` as a `Normal` `Data` message from outside
@@ -389,7 +155,7 @@ impl SwarmSystem {
     }
 
     /// Sends `observer` a lifecycle message whenever an agent starts or
-    /// stops (and heartbeats, if configured); see [`LifecycleEvent`].
+    /// stops (and heartbeats, if configured); see [`LifecycleEvent`](crate::LifecycleEvent).
     pub fn subscribe(&self, observer: AgentId) -> HiveResult<()> {
         if self.inner.directory.get(&observer).is_none() {
             return Err(HiveError::UnknownAgent(observer));

@@ -5,37 +5,17 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hive_types::HiveResult;
 
+use crate::inner::{SystemInner, Ticker};
 use crate::lifecycle::LifecycleEvent;
 use crate::supervision::AgentEventKind;
-use crate::system::SystemInner;
 use hive_types::sync::lock;
 
 /// Most memory samples kept (one per tick: ten minutes at 100 ms).
 const RSS_SAMPLES: usize = 6000;
-
-pub(crate) struct Ticker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            // The last handle to the system may be dropped on the ticker
-            // thread itself (during a tick): it then ends on its own.
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
-        }
-    }
-}
 
 pub(crate) fn start(inner: &Arc<SystemInner>, interval: Duration) -> HiveResult<()> {
     let weak: Weak<SystemInner> = Arc::downgrade(inner);
