@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: every check CI runs, each timed, then a summary:
-//! fmt, clippy, the 600-line rule, tests, docs, README examples, loom
-//! models, Miri, each
-//! library crate alone, a benchmark smoke run, cargo-deny.
+//! fmt, clippy, the 600-line rule, import loops, tests, docs, README
+//! examples, loom models, Miri, each library crate alone, a benchmark
+//! smoke run, cargo-deny.
 
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         .run()?)
     });
     step(&mut outcomes, "lines", crate::lines::run);
+    step(&mut outcomes, "imports", crate::imports::run);
     step(&mut outcomes, "test", || {
         Ok(cmd!(sh, "cargo test --workspace --all-features").run()?)
     });

@@ -3,6 +3,7 @@
 //! - `ci`: everything CI checks (fmt, clippy, lines, tests, docs, crates
 //!   alone, cargo-deny, benchmark smoke);
 //! - `lines`: no Rust source file over 600 lines;
+//! - `imports`: no import loops between a crate's files;
 //! - `readme-check`: each crate README's examples compile and run as
 //!   written, in a project that depends on that crate alone;
 //! - `bench`: the comparison benchmarks and their report.
@@ -11,6 +12,7 @@
 
 mod bench;
 mod ci;
+mod imports;
 mod lines;
 mod readme;
 
@@ -22,6 +24,7 @@ usage: cargo xtask <command>
 commands:
   ci       fmt, clippy, 600-line check, tests, docs, each crate alone, bench smoke, cargo-deny
   lines    fail if a tracked .rs file has more than 600 lines
+  imports  fail if, within a crate, a module imports one that imports it back
   readme-check
            each crate README's examples compile and run in a project that depends on that crate alone
   bench    comparison benchmarks + end-to-end swarm run -> target/hive-bench/report.{json,md,html}
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(args.get(1..).unwrap_or_default()),
         Some("lines") => lines::run(),
+        Some("imports") => imports::run(),
         Some("readme-check") => readme::run(),
         Some("bench") if args.iter().any(|a| a == "--help" || a == "-h") => {
             print!("{}", bench::USAGE);
