@@ -5,7 +5,7 @@
 //! down instead of deadlocking.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,11 +40,34 @@ fn broadcast_message(from: AgentId, payload: impl Into<Bytes>) -> Message {
 /// itself never waits (its own mailbox only drains after this handler).
 pub struct Context {
     pub(crate) cell: Arc<AgentCell>,
-    pub(crate) sender: Sender,
+    pub(crate) sender: AgentSender,
     pub(crate) system: SwarmSystem,
 }
 
+/// An agent's own sender (its messages stay in order), made on its first
+/// send: an agent that never sends costs no sender, and the communicator's
+/// flusher has one sender fewer to visit.
+#[derive(Default)]
+pub(crate) struct AgentSender(OnceLock<Sender>);
+
+impl AgentSender {
+    fn get(&self, system: &SwarmSystem) -> &Sender {
+        self.0.get_or_init(|| system.inner.communicator.sender())
+    }
+
+    /// Hands what it holds to the mailboxes (nothing, if it never sent).
+    pub(crate) fn flush(&self) {
+        if let Some(sender) = self.0.get() {
+            sender.flush();
+        }
+    }
+}
+
 impl Context {
+    fn sender(&self) -> &Sender {
+        self.sender.get(&self.system)
+    }
+
     /// This agent's id.
     pub fn id(&self) -> AgentId {
         self.cell.id
@@ -68,18 +91,18 @@ impl Context {
     /// agent), waiting for room at most the send timeout.
     pub async fn send(&self, message: Message) -> Result<(), Rejected<Message>> {
         if message.recipient.agent() == Some(self.cell.id) {
-            return self.sender.try_send(message);
+            return self.sender().try_send(message);
         }
         let timeout = self.timeout();
         let timer = self.system.inner.timer(timeout);
-        self.sender
+        self.sender()
             .send_async_timeout(message, timeout, timer)
             .await
     }
 
     /// Sends without waiting: a full mailbox hands the message back.
     pub fn try_send(&self, message: Message) -> Result<(), Rejected<Message>> {
-        self.sender.try_send(message)
+        self.sender().try_send(message)
     }
 
     /// Sends `payload` to `to` as a `Normal` [`MessageKind::Data`] message.
@@ -128,7 +151,7 @@ impl Context {
     /// Like [`ask`](Self::ask) with a request built by the caller (its
     /// priority, time to live, kind).
     pub async fn request(&self, request: Message, timeout: Duration) -> HiveResult<Message> {
-        self.sender.request_async(request, timeout).await
+        self.sender().request_async(request, timeout).await
     }
 
     /// Sends `payload` to every other agent as a `Broadcast` message; the
@@ -137,7 +160,7 @@ impl Context {
     pub async fn broadcast(&self, payload: impl Into<Bytes>) -> HiveResult<BroadcastReport> {
         let timeout = self.timeout();
         let timer = self.system.inner.timer(timeout);
-        self.sender
+        self.sender()
             .broadcast_async_timeout(broadcast_message(self.cell.id, payload), timeout, timer)
             .await
     }
@@ -201,11 +224,15 @@ impl fmt::Debug for Context {
 /// timeout, as there.
 pub struct SyncContext<'a> {
     pub(crate) cell: &'a AgentCell,
-    pub(crate) sender: &'a Sender,
+    pub(crate) sender: &'a AgentSender,
     pub(crate) system: &'a SwarmSystem,
 }
 
 impl SyncContext<'_> {
+    fn sender(&self) -> &Sender {
+        self.sender.get(self.system)
+    }
+
     /// This agent's id.
     pub fn id(&self) -> AgentId {
         self.cell.id
@@ -228,14 +255,14 @@ impl SyncContext<'_> {
     /// Sends `message`, waiting for room at most the send timeout.
     pub fn send(&self, message: Message) -> Result<(), Rejected<Message>> {
         if message.recipient.agent() == Some(self.cell.id) {
-            return self.sender.try_send(message);
+            return self.sender().try_send(message);
         }
-        self.sender.send_timeout(message, self.timeout())
+        self.sender().send_timeout(message, self.timeout())
     }
 
     /// Sends without waiting.
     pub fn try_send(&self, message: Message) -> Result<(), Rejected<Message>> {
-        self.sender.try_send(message)
+        self.sender().try_send(message)
     }
 
     /// Sends `payload` to `to` as a `Normal` `Data` message.
@@ -270,13 +297,13 @@ impl SyncContext<'_> {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> HiveResult<Message> {
-        self.sender
+        self.sender()
             .request(Message::request(self.cell.id, to, payload), timeout)
     }
 
     /// Sends `payload` to every other agent; see [`Context::broadcast`].
     pub fn broadcast(&self, payload: impl Into<Bytes>) -> HiveResult<BroadcastReport> {
-        self.sender
+        self.sender()
             .broadcast_timeout(broadcast_message(self.cell.id, payload), self.timeout())
     }
 

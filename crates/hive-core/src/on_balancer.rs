@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use hive_messaging::{Mailbox, Sender, UndeliveredReason};
+use hive_messaging::{Mailbox, UndeliveredReason};
 use hive_types::{Message, Priority};
 
 use crate::agent::SyncAgent;
 use crate::cell::{bump, AgentCell, Runner};
-use crate::context::SyncContext;
+use crate::context::{AgentSender, SyncContext};
 use crate::inner::{Backlogged, SwarmSystem, SystemInner};
 use crate::run_flag::RunFlag;
 use crate::supervision::StopReason;
@@ -45,7 +45,7 @@ pub(crate) struct BalancerAgent {
     pub(crate) cell: Arc<AgentCell>,
     mailbox: Mutex<Mailbox>,
     life: Mutex<Life>,
-    sender: Sender,
+    sender: AgentSender,
     /// Set while a run is queued or running: at most one at a time.
     scheduled: RunFlag,
     /// Priority of the current run (a continuation steps one class down).
@@ -95,7 +95,7 @@ impl BalancerAgent {
                     started: false,
                     ended: false,
                 }),
-                sender: system.communicator.sender(),
+                sender: AgentSender::default(),
                 scheduled: RunFlag::new(),
                 running_at: AtomicU8::new(Priority::Low as u8),
                 in_backlog: AtomicBool::new(false),

@@ -193,7 +193,7 @@ impl<'a> AgentBuilder<'a> {
         let (cell, mailbox) = self.prepare(RunsOn::Tokio)?;
         let system = self.system.internal_handle();
         let ctx = Context {
-            sender: system.inner.communicator.sender(),
+            sender: crate::context::AgentSender::default(),
             cell: cell.clone(),
             system: system.clone(),
         };
