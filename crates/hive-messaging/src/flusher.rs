@@ -30,15 +30,11 @@ pub(crate) fn spawn(shared: &Arc<Shared>) -> HiveResult<()> {
 fn run(weak: &Weak<Shared>) {
     loop {
         let Some(shared) = weak.upgrade() else { return };
-        let next = tick(&shared);
+        let (next, wake) = tick(&shared);
         let closed = shared.is_closed();
-        let sleep = if next == NEVER {
-            IDLE_TICK
-        } else {
-            shared
-                .instant(next)
-                .saturating_duration_since(Instant::now())
-        };
+        let sleep = shared
+            .instant(wake)
+            .saturating_duration_since(Instant::now());
         drop(shared);
         if closed && next == NEVER {
             return;
@@ -49,8 +45,13 @@ fn run(weak: &Weak<Shared>) {
     }
 }
 
-/// One pass over the senders; returns the next deadline.
-fn tick(shared: &Shared) -> u64 {
+/// One pass over the senders; returns the next deadline (`NEVER` if none)
+/// and when the thread wakes next: at that deadline, or after `IDLE_TICK`.
+///
+/// `wake_at` says the real wake time even when nothing is due, so a
+/// deadline later than it (a request's timeout of seconds, say) does not
+/// wake the thread: it is seen at that wake-up, still in time.
+fn tick(shared: &Shared) -> (u64, u64) {
     let signal = &shared.flusher;
     signal.wake_at.store(NEVER, Ordering::SeqCst);
     let poke = signal.idle_poke.swap(false, Ordering::SeqCst);
@@ -67,6 +68,8 @@ fn tick(shared: &Shared) -> u64 {
     }
     next = next.min(shared.requests.expire(now));
     shared.recorders.maybe_publish_depth(&shared.registry, now);
-    signal.wake_at.store(next, Ordering::SeqCst);
-    next
+    let idle_wake = now.saturating_add(u64::try_from(IDLE_TICK.as_nanos()).unwrap_or(u64::MAX));
+    let wake = next.min(idle_wake);
+    signal.wake_at.store(wake, Ordering::SeqCst);
+    (next, wake)
 }
