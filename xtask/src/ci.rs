@@ -20,12 +20,7 @@ pub(crate) const LIBRARY_CRATES: &[&str] = &[
 
 /// Crates with loom models of their lock-free parts (tests named `loom_*`,
 /// built with `--cfg hive_loom`).
-const LOOM_CRATES: &[&str] = &[
-    "hive-mempool",
-    "hive-cpubalance",
-    "hive-messaging",
-    "hive-core",
-];
+const LOOM_CRATES: &[&str] = &["hive-mempool", "hive-cpubalance", "hive-messaging"];
 
 /// Crates whose unit tests also run under Miri (nightly). hive-core is
 /// left out: its unit tests start tokio runtimes and balancer threads whose

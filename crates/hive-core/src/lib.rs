@@ -81,12 +81,10 @@ mod on_tokio;
 mod options;
 mod procstat;
 mod report;
-mod run_flag;
 mod runtime;
 mod shutdown;
 mod spawn;
 mod supervision;
-mod sync;
 mod system;
 mod ticker;
 

@@ -14,14 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use hive_messaging::{Mailbox, UndeliveredReason};
+use hive_messaging::{Mailbox, Turns, UndeliveredReason};
 use hive_types::{Message, Priority};
 
 use crate::agent::SyncAgent;
 use crate::cell::{bump, AgentCell, Runner};
 use crate::context::{AgentSender, SyncContext};
 use crate::inner::{Backlogged, SwarmSystem, SystemInner};
-use crate::run_flag::RunFlag;
 use crate::supervision::StopReason;
 use crate::supervision::{panic_message, AgentEventKind, Supervisor, Verdict};
 use hive_types::sync::lock;
@@ -47,7 +46,7 @@ pub(crate) struct BalancerAgent {
     life: Mutex<Life>,
     sender: AgentSender,
     /// Set while a run is queued or running: at most one at a time.
-    scheduled: RunFlag,
+    turns: Turns,
     /// Priority of the current run (a continuation steps one class down).
     running_at: AtomicU8,
     /// Set while the agent waits in the system's backlog: it is there once.
@@ -96,7 +95,7 @@ impl BalancerAgent {
                     ended: false,
                 }),
                 sender: AgentSender::default(),
-                scheduled: RunFlag::new(),
+                turns: Turns::new(),
                 running_at: AtomicU8::new(Priority::Low as u8),
                 in_backlog: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
@@ -118,8 +117,8 @@ impl BalancerAgent {
             return;
         }
         // Either this sees the ending run's release, or that run sees the
-        // mail that triggered this call (see `RunFlag`).
-        if !self.scheduled.request() {
+        // mail that triggered this call (see `Turns`).
+        if !self.turns.claim() {
             return;
         }
         let Some(system) = self.system.upgrade() else {
@@ -149,7 +148,7 @@ impl BalancerAgent {
                 Err(refused) => run = Some(refused.into_inner()),
             }
         }
-        self.scheduled.cancel();
+        self.turns.unclaim();
         if !self.in_backlog.swap(true, Ordering::AcqRel) {
             let me: Arc<dyn Backlogged> = self.clone();
             system.backlog(Arc::downgrade(&me));
@@ -167,11 +166,11 @@ impl BalancerAgent {
             self.running_at
                 .store(Priority::Low as u8, Ordering::Release);
         }
-        self.scheduled.release();
+        self.turns.end();
         if closed || self.paused.load(Ordering::Acquire) {
             return;
         }
-        if more || lock(&self.mailbox).declare_idle() {
+        if self.turns.look_again(&mut lock(&self.mailbox), more) {
             self.schedule();
         }
     }
@@ -187,7 +186,7 @@ impl BalancerAgent {
             return (false, true);
         }
         let mut mailbox = lock(&self.mailbox);
-        mailbox.declare_busy();
+        self.turns.begin(&mut mailbox);
         let cell = &*self.cell;
         let mut ctx = SyncContext {
             cell,

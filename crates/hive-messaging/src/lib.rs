@@ -84,6 +84,7 @@ mod sender;
 mod shared;
 mod stats;
 mod sync;
+mod turns;
 mod undelivered;
 mod wait;
 
@@ -112,6 +113,7 @@ pub use hive_types::{
 pub use mailbox::{Mailbox, MailboxProbe};
 pub use sender::Sender;
 pub use stats::{CommunicatorStats, MailboxDepth};
+pub use turns::Turns;
 pub use undelivered::{Undelivered, UndeliveredReason};
 
 /// The README's examples, compiled (and the first run) as doc tests.

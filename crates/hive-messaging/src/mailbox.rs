@@ -235,11 +235,10 @@ impl Mailbox {
     }
 
     /// Registers `hook`, called whenever a batch arrives: for consumers that
-    /// a scheduler runs (hive-core runs each agent on the CPU balancer)
-    /// rather than a thread blocked in `recv`. Such a consumer calls
-    /// [`declare_idle`](Self::declare_idle) when it stops for lack of mail
-    /// and [`declare_busy`](Self::declare_busy) when it runs again. Only one
-    /// hook can be set; a second gives the error back.
+    /// a scheduler runs in turns (hive-core runs each sync agent on the CPU
+    /// balancer) rather than a thread blocked in `recv`; [`Turns`](crate::Turns)
+    /// is the rest of that protocol. Only one hook can be set; a second
+    /// gives the error back.
     pub fn on_ready(&mut self, hook: impl Fn() + Send + Sync + 'static) -> HiveResult<()> {
         self.inbox
             .ready_hook
@@ -252,6 +251,7 @@ impl Mailbox {
     /// Marks the consumer idle without blocking: senders flush to it at
     /// once, and batches they hold for it are asked for. Returns whether
     /// mail is ready after all (then the consumer should run again).
+    /// [`Turns::look_again`](crate::Turns::look_again) calls it.
     pub fn declare_idle(&mut self) -> bool {
         self.settle();
         self.inbox.set_idle(true);
@@ -262,6 +262,7 @@ impl Mailbox {
     }
 
     /// Marks the consumer busy (running): senders batch for it again.
+    /// [`Turns::begin`](crate::Turns::begin) calls it.
     pub fn declare_busy(&mut self) {
         self.inbox.set_idle(false);
     }

@@ -3,11 +3,13 @@
 //! switches. Only code with a loom model goes through here.
 
 #[cfg(hive_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 #[cfg(hive_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(not(hive_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(hive_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
