@@ -1,31 +1,29 @@
-//! Turns: the protocol for a consumer that a scheduler runs in turns (a
-//! task per turn on a thread pool) instead of a thread blocked in `recv`.
-//! hive-core runs each synchronous agent this way on the CPU balancer.
-//!
-//! 1. [`Mailbox::on_ready`] sets a hook called whenever a batch arrives.
-//! 2. On every reason to run (the hook, a retry), the scheduler calls
-//!    [`Turns::claim`]: `true` means no turn is queued or running, so the
-//!    caller queues one (at [`MailboxProbe::take_priority`]'s priority),
-//!    or gives the claim back with [`Turns::unclaim`] if it cannot.
-//! 3. A turn starts with [`Turns::begin`] (senders batch for a busy
-//!    consumer), takes mail with `try_recv`, and ends with
-//!    [`Turns::end`]. Unless the consumer is stopping, it then asks
-//!    [`Turns::look_again`] whether another turn must be claimed: mail is
-//!    left, or it arrived as the turn ended.
-//!
-//! The release of the claim and the look for mail are ordered by a
-//! sequentially consistent swap and fence, so either a sender's hook sees
-//! the turn over (and claims the next), or the ending turn sees its mail;
-//! a loom model checks it.
-//!
-//! [`MailboxProbe::take_priority`]: crate::MailboxProbe::take_priority
+//! [`Turns`]: running a consumer in turns instead of a blocked thread.
 
 use crate::mailbox::Mailbox;
 use crate::sync::{fence, AtomicBool, Ordering};
 
-/// Whether a turn of a consumer is queued or running: at most one at a
-/// time, and no mail left behind when a turn ends as mail arrives. See
-/// the [module docs](self).
+/// The protocol for a consumer that a scheduler runs in turns (a
+/// task per turn on a thread pool) instead of a thread blocked in `recv`.
+/// hive-core runs each synchronous agent this way on the CPU balancer.
+///
+/// 1. [`Mailbox::on_ready`] sets a hook called whenever a batch arrives.
+/// 2. On every reason to run (the hook, a retry), the scheduler calls
+///    [`Turns::claim`]: `true` means no turn is queued or running, so the
+///    caller queues one (at [`MailboxProbe::take_priority`]'s priority),
+///    or gives the claim back with [`Turns::unclaim`] if it cannot.
+/// 3. A turn starts with [`Turns::begin`] (senders batch for a busy
+///    consumer), takes mail with `try_recv`, and ends with
+///    [`Turns::end`]. Unless the consumer is stopping, it then asks
+///    [`Turns::look_again`] whether another turn must be claimed: mail is
+///    left, or it arrived as the turn ended.
+///
+/// The release of the claim and the look for mail are ordered by a
+/// sequentially consistent swap and fence, so either a sender's hook sees
+/// the turn over (and claims the next), or the ending turn sees its mail;
+/// a loom model checks it.
+///
+/// [`MailboxProbe::take_priority`]: crate::MailboxProbe::take_priority
 ///
 /// ```
 /// use hive_messaging::{AgentId, Communicator, CommunicatorConfig, Message, Turns};
