@@ -49,8 +49,9 @@ pub struct SystemReport {
     pub wire_bytes: Option<(u64, u64)>,
     /// Heap allocations per handled message, with an allocation counter.
     pub allocations_per_message: Option<f64>,
-    /// Hit ratio of each pool, by name.
-    pub pool_hit_ratios: Vec<(String, f64)>,
+    /// Hit ratio of each pool, by name; `None` for a pool nothing was
+    /// pulled from yet (no ratio to show, rather than a made-up 100%).
+    pub pool_hit_ratios: Vec<(String, Option<f64>)>,
     /// Messages accepted by senders.
     pub messages_sent: u64,
     /// Messages taken out of mailboxes.
@@ -236,7 +237,7 @@ fn wire_bytes(_: &SystemInner) -> Option<(u64, u64)> {
 }
 
 #[cfg(feature = "mempool")]
-fn pool_hit_ratios(inner: &SystemInner) -> Vec<(String, f64)> {
+fn pool_hit_ratios(inner: &SystemInner) -> Vec<(String, Option<f64>)> {
     let swarm = inner.pools.iter().flat_map(|pools| {
         let s = pools.stats();
         [s.strings, s.byte_buffers, s.uuid_lists]
@@ -244,12 +245,15 @@ fn pool_hit_ratios(inner: &SystemInner) -> Vec<(String, f64)> {
     let batches = inner.batch_pool.iter().map(hive_mempool::Pool::stats);
     batches
         .chain(swarm)
-        .map(|p| (p.name, p.hit_ratio))
+        .map(|p| {
+            let used = p.hits + p.misses > 0;
+            (p.name, used.then_some(p.hit_ratio))
+        })
         .collect()
 }
 
 #[cfg(not(feature = "mempool"))]
-fn pool_hit_ratios(_: &SystemInner) -> Vec<(String, f64)> {
+fn pool_hit_ratios(_: &SystemInner) -> Vec<(String, Option<f64>)> {
     Vec::new()
 }
 
@@ -332,7 +336,10 @@ impl SystemReport {
         }
         self.pool_hit_ratios
             .iter()
-            .map(|(n, r)| format!("{n} {:.1}%", r * 100.0))
+            .map(|(n, r)| match r {
+                Some(r) => format!("{n} {:.1}%", r * 100.0),
+                None => format!("{n} unused"),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }

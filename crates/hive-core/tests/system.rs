@@ -260,12 +260,21 @@ fn the_report_counts_what_was_sent() {
         "batch buffers + the three swarm pools"
     );
     assert_eq!(r.pool_hit_ratios[0].0, "message_batches");
+    assert!(r.pool_hit_ratios[0].1.is_some(), "batches were pulled");
+    assert!(
+        r.pool_hit_ratios[1..]
+            .iter()
+            .all(|(_, ratio)| ratio.is_none()),
+        "no agent pulled from the swarm pools: no ratio, not 100%: {:?}",
+        r.pool_hit_ratios
+    );
     let batches = sys.batch_pool().unwrap().stats();
     assert!(
         batches.hits > 0,
         "batch buffers came back through the pool: {batches:?}"
     );
     let table = r.to_string();
+    assert!(table.contains("strings unused"), "{table}");
     assert!(
         table.contains("| Swarm throughput |") && table.contains("Delivery success"),
         "{table}"

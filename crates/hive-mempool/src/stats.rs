@@ -116,7 +116,10 @@ pub(crate) fn publish(stats: &PoolStats) {
     metrics::counter!("hive_pool_misses_total", "pool" => pool.clone()).absolute(stats.misses);
     metrics::counter!("hive_pool_returns_total", "pool" => pool.clone()).absolute(stats.returns);
     metrics::counter!("hive_pool_discards_total", "pool" => pool.clone()).absolute(stats.discards);
-    metrics::gauge!("hive_pool_hit_ratio", "pool" => pool.clone()).set(stats.hit_ratio);
+    if stats.hits + stats.misses > 0 {
+        // An unused pool has no hit ratio: no gauge rather than a made-up 1.0.
+        metrics::gauge!("hive_pool_hit_ratio", "pool" => pool.clone()).set(stats.hit_ratio);
+    }
     metrics::gauge!("hive_pool_in_use", "pool" => pool.clone()).set(stats.in_use as f64);
     metrics::gauge!("hive_pool_peak_in_use", "pool" => pool.clone()).set(stats.peak_in_use as f64);
     metrics::gauge!("hive_pool_idle", "pool" => pool.clone()).set(stats.idle as f64);
