@@ -156,7 +156,9 @@ pub(crate) fn measure(inner: &SystemInner) -> SystemReport {
         },
         rss_bytes: rss,
         rss_growth_bytes: rss.zip(b.rss).map(|(now, then)| now as i64 - then as i64),
-        rss_peak_bytes: samples.iter().map(|(_, r)| *r).max().or(rss),
+        // The current reading counts too: memory may have grown since the
+        // last tick's sample.
+        rss_peak_bytes: samples.iter().map(|(_, r)| *r).chain(rss).max(),
         rss_samples: samples,
         cpu_seconds: cpu,
         cpu_seconds_per_million: cpu.map(|c| c / (handled.max(1) as f64 / 1e6)),

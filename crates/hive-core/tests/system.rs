@@ -275,6 +275,9 @@ fn the_report_counts_what_was_sent() {
     );
     let table = r.to_string();
     assert!(table.contains("strings unused"), "{table}");
+    if let (Some(peak), Some(now)) = (r.rss_peak_bytes, r.rss_bytes) {
+        assert!(peak >= now, "peak {peak} below current {now}");
+    }
     assert!(
         table.contains("| Swarm throughput |") && table.contains("Delivery success"),
         "{table}"
