@@ -168,14 +168,17 @@ fn cycles(graph: &Graph) -> Vec<Vec<String>> {
     let mut reported = BTreeSet::new();
     let mut out = Vec::new();
     for module in graph.keys() {
-        if reported.contains(module) || !reach(module).contains(module) {
+        if reported.contains(module) {
+            continue;
+        }
+        let from = reach(module);
+        if !from.contains(module) {
             continue;
         }
         let group: Vec<String> = graph
             .keys()
             .filter(|other| {
-                *other == module
-                    || (reach(module).contains(*other) && reach(other).contains(module))
+                *other == module || (from.contains(*other) && reach(other).contains(module))
             })
             .cloned()
             .collect();

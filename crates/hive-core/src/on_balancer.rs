@@ -170,7 +170,9 @@ impl BalancerAgent {
         if closed || self.paused.load(Ordering::Acquire) {
             return;
         }
-        if self.turns.look_again(&mut lock(&self.mailbox), more) {
+        // A turn that spent its budget goes again without locking the
+        // mailbox; one that emptied it looks once more.
+        if more || self.turns.look_again(&mut lock(&self.mailbox)) {
             self.schedule();
         }
     }

@@ -425,15 +425,6 @@ impl ScalerState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::Job;
-
-    struct Noop;
-    impl Job for Noop {
-        fn run(self: Box<Self>) -> bool {
-            false
-        }
-        fn cancel(self: Box<Self>) {}
-    }
 
     /// A balancer's shared state with `n` active slots and no threads.
     fn two_workers() -> Arc<Shared> {
@@ -445,11 +436,7 @@ mod tests {
     fn place_normal(shared: &Shared, n: usize) {
         for _ in 0..n {
             shared.try_reserve(Priority::Normal).unwrap();
-            shared.submit(Task {
-                job: Box::new(Noop),
-                class: Priority::Normal,
-                enqueued: Instant::now(),
-            });
+            shared.submit(Task::noop(Priority::Normal, Instant::now()));
         }
     }
 

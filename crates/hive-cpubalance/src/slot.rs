@@ -255,24 +255,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::Job;
     use std::time::Duration;
-
-    struct Noop;
-    impl Job for Noop {
-        fn run(self: Box<Self>) -> bool {
-            false
-        }
-        fn cancel(self: Box<Self>) {}
-    }
-
-    fn task(class: Priority, enqueued: Instant) -> Task {
-        Task {
-            job: Box::new(Noop),
-            class,
-            enqueued,
-        }
-    }
 
     fn picks(q: &mut Queues, now: Instant, aging: Duration, n: usize) -> Vec<Priority> {
         (0..n)
@@ -289,10 +272,10 @@ mod tests {
         let mut q = Queues::new();
         for p in [Priority::Low, Priority::Normal, Priority::High] {
             for _ in 0..70 {
-                q.push(task(p, now));
+                q.push(Task::noop(p, now));
             }
         }
-        q.push(task(Priority::Critical, now));
+        q.push(Task::noop(Priority::Critical, now));
         let order = picks(&mut q, now, Duration::from_secs(60), 71);
         assert_eq!(order[0], Priority::Critical);
         let count = |p| order[1..].iter().filter(|&&c| c == p).count();
@@ -311,17 +294,17 @@ mod tests {
         let start = Instant::now();
         let mut q = Queues::new();
         for _ in 0..100 {
-            q.push(task(Priority::High, start));
+            q.push(Task::noop(Priority::High, start));
         }
-        q.push(task(Priority::Low, start));
+        q.push(Task::noop(Priority::Low, start));
         let later = start + Duration::from_millis(100);
         let order = picks(&mut q, later, Duration::from_millis(50), 2);
         assert!(order.contains(&Priority::Low), "{order:?}");
         // A whole class of starving Low work still leaves High half the picks.
         let mut q = Queues::new();
         for _ in 0..100 {
-            q.push(task(Priority::High, start));
-            q.push(task(Priority::Low, start));
+            q.push(Task::noop(Priority::High, start));
+            q.push(Task::noop(Priority::Low, start));
         }
         let order = picks(&mut q, later, Duration::from_millis(50), 100);
         assert!(

@@ -29,6 +29,25 @@ pub(crate) struct Task {
     pub(crate) enqueued: Instant,
 }
 
+/// A task that does nothing, for the placement and picking unit tests.
+#[cfg(test)]
+impl Task {
+    pub(crate) fn noop(class: Priority, enqueued: Instant) -> Task {
+        struct Noop;
+        impl Job for Noop {
+            fn run(self: Box<Self>) -> bool {
+                false
+            }
+            fn cancel(self: Box<Self>) {}
+        }
+        Task {
+            job: Box::new(Noop),
+            class,
+            enqueued,
+        }
+    }
+}
+
 /// Fire-and-forget work.
 pub(crate) struct Detached<F>(pub(crate) F);
 

@@ -14,9 +14,9 @@ use crate::sync::{fence, AtomicBool, Ordering};
 ///    or gives the claim back with [`Turns::unclaim`] if it cannot.
 /// 3. A turn starts with [`Turns::begin`] (senders batch for a busy
 ///    consumer), takes mail with `try_recv`, and ends with
-///    [`Turns::end`]. Unless the consumer is stopping, it then asks
-///    [`Turns::look_again`] whether another turn must be claimed: mail is
-///    left, or it arrived as the turn ended.
+///    [`Turns::end`]. Unless the consumer is stopping, another turn must
+///    be claimed when the turn stopped with mail left (its budget spent),
+///    or when [`Turns::look_again`] finds mail that arrived as it ended.
 ///
 /// The release of the claim and the look for mail are ordered by a
 /// sequentially consistent swap and fence, so either a sender's hook sees
@@ -42,7 +42,7 @@ use crate::sync::{fence, AtomicBool, Ordering};
 ///     assert_eq!(message.payload.as_ref(), b"hi");
 /// }
 /// turns.end();
-/// assert!(!turns.look_again(&mut mailbox, false), "nothing left: no next turn");
+/// assert!(!turns.look_again(&mut mailbox), "nothing left: no next turn");
 /// # Ok::<(), hive_messaging::HiveError>(())
 /// ```
 #[derive(Debug, Default)]
@@ -83,13 +83,12 @@ impl Turns {
         fence(Ordering::SeqCst);
     }
 
-    /// After [`end`](Self::end): whether the caller must
-    /// [`claim`](Self::claim) another turn, because mail is left (`more`:
-    /// the turn stopped with its budget spent) or arrived as the turn
-    /// ended. When it returns `false` the consumer is idle, and the next
-    /// batch calls the ready hook.
-    pub fn look_again(&self, mailbox: &mut Mailbox, more: bool) -> bool {
-        more || mailbox.declare_idle()
+    /// After [`end`](Self::end) of a turn that emptied the mailbox:
+    /// whether mail arrived as it ended, so the caller must
+    /// [`claim`](Self::claim) another turn. When it returns `false` the
+    /// consumer is idle, and the next batch calls the ready hook.
+    pub fn look_again(&self, mailbox: &mut Mailbox) -> bool {
+        mailbox.declare_idle()
     }
 }
 
