@@ -14,11 +14,12 @@ use std::collections::VecDeque;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use atomic_waker::AtomicWaker;
 use crossbeam_utils::CachePadded;
-use event_listener::Event;
 use hive_types::AgentId;
 
 use crate::batch::Batch;
+use crate::signal::Signal;
 use crate::sync::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 /// Why a slot could not be reserved.
@@ -48,8 +49,13 @@ pub(crate) struct Inbox {
     senders: CachePadded<SenderSide>,
     queue: CachePadded<QueueSide>,
     consumer: CachePadded<ConsumerSide>,
-    pub(crate) not_empty: Event,
-    pub(crate) not_full: Event,
+    /// Blocking consumers wait here.
+    pub(crate) not_empty: Signal,
+    /// The async consumer's waker: one consumer, so one slot, and waiting
+    /// allocates nothing.
+    pub(crate) consumer_waker: AtomicWaker,
+    /// Senders wait here for room.
+    pub(crate) not_full: Signal,
     /// Called after every batch is queued (consumers driven by a scheduler).
     pub(crate) ready_hook: OnceLock<ReadyHook>,
 }
@@ -124,8 +130,9 @@ impl Inbox {
                 ahead: AtomicUsize::new(0),
                 oldest_ahead: AtomicU64::new(0),
             }),
-            not_empty: Event::new(),
-            not_full: Event::new(),
+            not_empty: Signal::new(),
+            consumer_waker: AtomicWaker::new(),
+            not_full: Signal::new(),
             ready_hook: OnceLock::new(),
         }
     }
@@ -175,7 +182,7 @@ impl Inbox {
         if n > 0 {
             self.senders.bytes.fetch_sub(bytes, Ordering::AcqRel);
             self.senders.reserved.fetch_sub(n, Ordering::AcqRel);
-            self.not_full.notify(usize::MAX);
+            self.not_full.notify();
         }
     }
 
@@ -217,7 +224,7 @@ impl Inbox {
             queue.push_back(batch);
             self.queue.queued.fetch_add(n, Ordering::Release);
         }
-        self.not_empty.notify(1);
+        self.wake_consumer();
         if let Some(hook) = self.ready_hook.get() {
             hook();
         }
@@ -336,8 +343,15 @@ impl Inbox {
             let _queue = self.lock();
             self.closed.store(true, Ordering::Release);
         }
-        self.not_empty.notify(usize::MAX);
-        self.not_full.notify(usize::MAX);
+        self.wake_consumer();
+        self.not_full.notify();
+    }
+
+    /// Wakes the consumer, async or blocked.
+    #[inline]
+    fn wake_consumer(&self) {
+        self.consumer_waker.wake();
+        self.not_empty.notify();
     }
 
     /// Removes every queued batch, releasing their room.

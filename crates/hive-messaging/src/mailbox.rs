@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
@@ -144,7 +145,8 @@ impl Mailbox {
         let mut poked = false;
         let inbox = self.inbox.clone();
         loop {
-            listener!(inbox.not_empty => listener);
+            listener!(inbox.not_empty.event() => listener);
+            inbox.not_empty.arm();
             if let Some(done) = self.go_idle() {
                 return done;
             }
@@ -182,19 +184,35 @@ impl Mailbox {
 
     /// The next message, from async code. Without a timer at hand, an idle
     /// async receiver asks the flusher for held batches at once.
+    ///
+    /// One async consumer per mailbox: its waker is kept in one slot, so
+    /// waiting allocates nothing.
     pub async fn recv_async(&mut self) -> HiveResult<Message> {
         loop {
             if let Some(m) = self.next_ready() {
                 return Ok(m);
             }
-            let listener = self.inbox.not_empty.listen();
-            if let Some(done) = self.go_idle() {
+            // Register, then go idle and look once more: a batch queued
+            // after that look wakes the registered waker.
+            let mut idle = false;
+            let done = std::future::poll_fn(|cx| {
+                if idle {
+                    return Poll::Ready(None);
+                }
+                self.inbox.consumer_waker.register(cx.waker());
+                idle = true;
+                if let Some(done) = self.go_idle() {
+                    return Poll::Ready(Some(done));
+                }
+                if self.inbox.has_partial_batches() {
+                    self.shared.flusher.poke_idle();
+                }
+                Poll::Pending
+            })
+            .await;
+            if let Some(done) = done {
                 return done;
             }
-            if self.inbox.has_partial_batches() {
-                self.shared.flusher.poke_idle();
-            }
-            listener.await;
             self.inbox.set_idle(false);
         }
     }

@@ -46,6 +46,9 @@ struct SlotState {
     outcome: Option<Outcome>,
     /// An async waiter to wake.
     waker: Option<Waker>,
+    /// A blocking waiter listens on the event (async callers never touch
+    /// it, so it costs them nothing).
+    blocking: bool,
 }
 
 /// Where a reply lands: async waiters leave a waker, blocking ones listen.
@@ -57,15 +60,17 @@ pub(crate) struct ReplySlot {
 
 impl ReplySlot {
     fn settle(&self, outcome: Outcome) {
-        let waker = {
+        let (waker, blocking) = {
             let mut state = lock(&self.state);
             state.outcome = Some(outcome);
-            state.waker.take()
+            (state.waker.take(), state.blocking)
         };
         if let Some(w) = waker {
             w.wake();
         }
-        self.event.notify(usize::MAX);
+        if blocking {
+            self.event.notify(usize::MAX);
+        }
     }
 
     fn take(&self) -> Option<Outcome> {
@@ -78,9 +83,15 @@ impl ReplySlot {
             if let Some(outcome) = self.take() {
                 return Some(outcome);
             }
+            // Listen, then say so under the lock: `settle` either comes
+            // after and notifies, or came before and the look sees it.
             let listener = self.event.listen();
-            if let Some(outcome) = self.take() {
-                return Some(outcome);
+            {
+                let mut state = lock(&self.state);
+                if let Some(outcome) = state.outcome.take() {
+                    return Some(outcome);
+                }
+                state.blocking = true;
             }
             if listener.wait_deadline(deadline).is_none() {
                 return self.take();

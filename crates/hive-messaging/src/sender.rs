@@ -35,13 +35,13 @@ pub struct Sender {
 }
 
 pub(crate) struct SenderCore {
-    state: Mutex<SenderState>,
+    pub(crate) state: Mutex<SenderState>,
     /// Earliest time one of this sender's batches is due (NEVER if none).
     pub(crate) next_deadline: AtomicU64,
 }
 
 #[derive(Default)]
-struct SenderState {
+pub(crate) struct SenderState {
     routes: IdMap<Route>,
     counts: SendCounts,
 }
@@ -60,7 +60,7 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    fn into_error(self) -> HiveError {
+    pub(crate) fn into_error(self) -> HiveError {
         match self {
             Refusal::Full(inbox) => HiveError::Full {
                 what: "mailbox",
@@ -275,56 +275,6 @@ impl Sender {
             .map_err(|(m, r)| Rejected::new(m, r.into_error()))
     }
 
-    /// Sends every message in order, taking this sender's lock once for each
-    /// run of messages that fit; a message that does not fit waits as in
-    /// [`send`](Self::send). Stops at the first refusal and hands that
-    /// message back; the rest of the iterator is left unconsumed.
-    pub fn send_many(
-        &self,
-        messages: impl IntoIterator<Item = Message>,
-    ) -> Result<usize, Rejected<Message>> {
-        let mut sent = 0;
-        let mut iter = messages.into_iter().peekable();
-        while iter.peek().is_some() {
-            let blocked = {
-                let mut state = lock(&self.core.state);
-                loop {
-                    let Some(m) = iter.next() else { break None };
-                    let Recipient::Agent(to) = m.recipient else {
-                        break Some(m);
-                    };
-                    match self.accept(&mut state, to, m) {
-                        Ok(()) => sent += 1,
-                        Err((m, Refusal::Full(_))) => break Some(m),
-                        Err((m, refusal)) => return Err(Rejected::new(m, refusal.into_error())),
-                    }
-                }
-            };
-            if let Some(m) = blocked {
-                self.send(m)?;
-                sent += 1;
-            }
-        }
-        Ok(sent)
-    }
-
-    /// Sends again messages that were not delivered (from
-    /// [`Communicator::take_undelivered`](crate::Communicator::take_undelivered)),
-    /// each with its original id, so a receiver that already has one drops
-    /// the copy. Waits for room like [`send`](Self::send); stops at the
-    /// first refusal and hands that message back. Returns how many went.
-    pub fn resend(
-        &self,
-        undelivered: impl IntoIterator<Item = crate::Undelivered>,
-    ) -> Result<usize, Rejected<Message>> {
-        let mut sent = 0;
-        for u in undelivered {
-            self.send(u.message)?;
-            sent += 1;
-        }
-        Ok(sent)
-    }
-
     /// Hands every batch this sender holds to its mailbox now.
     pub fn flush(&self) {
         self.core.flush_all(&self.shared, FlushReason::Explicit);
@@ -363,7 +313,7 @@ impl Sender {
     /// The hot path: hand a reply to its waiter, or reserve room, append to
     /// the destination's batch, and flush if a rule says so.
     #[inline]
-    fn accept(
+    pub(crate) fn accept(
         &self,
         state: &mut SenderState,
         to: AgentId,
@@ -395,7 +345,20 @@ impl Sender {
         };
         let batch = match &mut route.batch {
             Some(batch) => batch,
-            None => route.batch.insert(self.start_batch(&route.inbox)),
+            None => {
+                // A message that leaves at once (urgent, or for an idle
+                // consumer) goes alone, without arming the linger timer.
+                let alone =
+                    urgent.or_else(|| route.inbox.claim_idle().then_some(FlushReason::Idle));
+                if let Some(reason) = alone {
+                    let mut batch = Batch::new(self.shared.recycler.take(), Instant::now());
+                    batch.push(message);
+                    counts.sent += 1;
+                    hand_over(&self.shared, &route.inbox, batch, reason, counts);
+                    return Ok(());
+                }
+                route.batch.insert(self.start_batch(&route.inbox))
+            }
         };
         batch.push(message);
         counts.sent += 1;
@@ -490,11 +453,22 @@ fn flush(shared: &Shared, route: &mut Route, reason: FlushReason, counts: &mut S
         return;
     };
     route.inbox.batch_closed();
+    hand_over(shared, &route.inbox, batch, reason, counts);
+}
+
+/// Queues `batch` in `inbox`, counting the flush and why.
+fn hand_over(
+    shared: &Shared,
+    inbox: &Inbox,
+    batch: Batch,
+    reason: FlushReason,
+    counts: &mut SendCounts,
+) {
     if let Some(n) = counts.flushes.get_mut(reason.index()) {
         *n += 1;
     }
     shared.recorders.flushed(reason, batch.len());
-    if let Err(batch) = route.inbox.push(batch) {
+    if let Err(batch) = inbox.push(batch) {
         shared.refused(batch);
     }
 }
