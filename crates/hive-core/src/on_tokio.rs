@@ -28,18 +28,31 @@ const LOOKS_BEFORE_PARKING: u32 = 32;
 /// How a fresh instance is made after a restart.
 pub(crate) type Factory<A> = Box<dyn Fn() -> A + Send + Sync>;
 
-/// Awaits `work`, turning a panic in any of its polls into `Err(message)`.
-async fn guarded<T>(work: impl Future<Output = T>) -> Result<T, String> {
-    let mut work = std::pin::pin!(work);
-    std::future::poll_fn(move |cx: &mut TaskContext<'_>| {
-        let inner: Pin<&mut _> = work.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+pin_project_lite::pin_project! {
+    /// Awaits `work`, turning a panic in any of its polls into
+    /// `Err(message)`. A struct rather than an `async fn`, so the handler's
+    /// future is stored once in the agent's task, not twice.
+    struct Guarded<F> {
+        #[pin]
+        work: F,
+    }
+}
+
+fn guarded<F: Future>(work: F) -> Guarded<F> {
+    Guarded { work }
+}
+
+impl<F: Future> Future for Guarded<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let work = self.project().work;
+        match catch_unwind(AssertUnwindSafe(|| work.poll(cx))) {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(panic_message(&*payload))),
         }
-    })
-    .await
+    }
 }
 
 /// What became of one handler call.
@@ -108,8 +121,9 @@ pub(crate) struct TokioAgent<A> {
 
 impl<A: Agent> TokioAgent<A> {
     /// The agent's whole life: start, handle, restart after panics as the
-    /// policy says, stop.
-    pub(crate) async fn run(mut self) {
+    /// policy says, stop. Takes `&mut self`: an `async fn` taking `self` by
+    /// value stores it twice in the task (argument and local).
+    pub(crate) async fn run(&mut self) {
         let cell = self.ctx.cell.clone();
         let inner = self.ctx.system.inner.clone();
         let mut dropped = 0u64;
@@ -142,12 +156,14 @@ impl<A: Agent> TokioAgent<A> {
                     Err(_) => break 'life cell.stop_reason(),
                 };
                 let started = begin(&message, &cell, &inner);
-                let work = guarded(self.agent.handle(message, &mut self.ctx));
+                // Each arm makes the handler's future in its own await, so
+                // the task holds one copy of it.
                 let result = match cell.watchdog {
                     Some(w) if w.action == Overrun::Cancel => {
+                        let work = guarded(self.agent.handle(message, &mut self.ctx));
                         Box::pin(within(work, w.limit, &cell, &inner)).await
                     }
-                    _ => Some(work.await),
+                    _ => Some(guarded(self.agent.handle(message, &mut self.ctx)).await),
                 };
                 if let Outcome::Panicked(panic) = end(result, started, &cell, &inner) {
                     if !Box::pin(self.recover(&cell, &inner, panic)).await {

@@ -197,7 +197,7 @@ impl<'a> AgentBuilder<'a> {
             cell: cell.clone(),
             system: system.clone(),
         };
-        let runner = TokioAgent {
+        let mut runner = TokioAgent {
             agent,
             factory,
             mailbox,
@@ -205,7 +205,10 @@ impl<'a> AgentBuilder<'a> {
             supervisor: Supervisor::new(self.restart, self.backoff),
             streak: 0,
         };
-        let task = system.inner.runtime.spawn(runner.run());
+        let task = system
+            .inner
+            .runtime
+            .spawn(async move { runner.run().await });
         cell.set_abort(task.abort_handle());
         Ok(AgentRef::new(cell.id, system))
     }
