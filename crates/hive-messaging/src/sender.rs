@@ -299,11 +299,19 @@ impl Sender {
             Err((m, Refusal::Full(inbox))) => {
                 // Our own batch for this mailbox holds some of its room.
                 flush_route(&self.shared, &mut state, to, FlushReason::Backpressure);
-                let listener = inbox.not_full.listen();
-                match self.accept(&mut state, to, m) {
-                    Ok(()) => Attempt::Sent,
-                    Err((m, Refusal::Full(_))) => Attempt::Wait(m, listener),
-                    Err((m, refusal)) => Attempt::Refused(m, refusal.into_error()),
+                let (mut message, mut inbox) = (m, inbox);
+                loop {
+                    let listener = inbox.not_full.listen();
+                    match self.accept(&mut state, to, message) {
+                        Ok(()) => return Attempt::Sent,
+                        Err((m, Refusal::Full(full))) if Arc::ptr_eq(&full, &inbox) => {
+                            return Attempt::Wait(m, listener)
+                        }
+                        // The agent moved to another mailbox (the one we
+                        // listen on closed): listen where it is full now.
+                        Err((m, Refusal::Full(full))) => (message, inbox) = (m, full),
+                        Err((m, refusal)) => return Attempt::Refused(m, refusal.into_error()),
+                    }
                 }
             }
             Err((m, refusal)) => Attempt::Refused(m, refusal.into_error()),
@@ -346,10 +354,10 @@ impl Sender {
         let batch = match &mut route.batch {
             Some(batch) => batch,
             None => {
-                // A message that leaves at once (urgent, or for an idle
-                // consumer) goes alone, without arming the linger timer.
+                // A message that leaves at once goes alone, without arming
+                // the linger timer.
                 let alone =
-                    urgent.or_else(|| route.inbox.claim_idle().then_some(FlushReason::Idle));
+                    urgent.or_else(|| self.flush_rule(&route.inbox, 1, message.accounted_len()));
                 if let Some(reason) = alone {
                     let mut batch = Batch::new(self.shared.recycler.take(), Instant::now());
                     batch.push(message);
@@ -362,7 +370,8 @@ impl Sender {
         };
         batch.push(message);
         counts.sent += 1;
-        if let Some(reason) = urgent.or_else(|| self.flush_rule(route)) {
+        let (len, bytes) = (batch.len(), batch.bytes);
+        if let Some(reason) = urgent.or_else(|| self.flush_rule(&route.inbox, len, bytes)) {
             flush(&self.shared, route, reason, counts);
         }
         Ok(())
@@ -415,17 +424,16 @@ impl Sender {
         Err((message, Refusal::Unknown(to)))
     }
 
-    /// Whether the route's open batch must leave now, and why: full by
-    /// count or bytes, or its consumer is idle.
+    /// Whether a batch of `len` messages and `bytes` for `inbox` must leave
+    /// now, and why: full by count or bytes, or its consumer is idle.
     #[inline]
-    fn flush_rule(&self, route: &Route) -> Option<FlushReason> {
-        let batch = route.batch.as_ref()?;
+    fn flush_rule(&self, inbox: &Inbox, len: usize, bytes: usize) -> Option<FlushReason> {
         let config = &self.shared.config;
-        if batch.len() >= config.max_messages || batch.len() >= route.inbox.capacity {
+        if len >= config.max_messages || len >= inbox.capacity {
             Some(FlushReason::Size)
-        } else if batch.bytes >= config.max_bytes {
+        } else if bytes >= config.max_bytes {
             Some(FlushReason::Bytes)
-        } else if route.inbox.claim_idle() {
+        } else if inbox.claim_idle() {
             Some(FlushReason::Idle)
         } else {
             None
