@@ -118,6 +118,7 @@ fn row(name: &str, o: &WorkloadOutcome) -> serde_json::Value {
         "cpu_s_per_million": r.cpu_seconds_per_million,
         "allocations_per_message": r.allocations_per_message,
         "worker_busy": r.worker_busy,
+        "worker_cpu": r.worker_cpu,
         "delivery_success": r.delivery_success(),
         "report_table": r.to_string(),
     })

@@ -123,9 +123,10 @@ pub use hive_types as types;
 /// on hive-core alone can use its timers and I/O in handlers.
 pub use tokio;
 
-/// Resident memory and CPU time of this process, as the report reads them.
+/// Resident memory (now and peak) and CPU time of this process, as the
+/// report reads them.
 pub mod process {
-    pub use crate::procstat::{cpu_time, resident_bytes};
+    pub use crate::procstat::{cpu_time, peak_resident_bytes, resident_bytes};
 }
 
 /// The README's examples, compiled and run as doc tests.

@@ -30,20 +30,29 @@ pub struct SystemReport {
     pub tasks_per_sec: f64,
     /// Creation-to-handling latency percentiles, microseconds.
     pub latency_us: Percentiles,
+    /// Messages the latency figures stand for (one in every few handled
+    /// is timed); 0 means the percentiles are not a measurement yet.
+    pub latency_samples: u64,
     /// Resident memory now, if the platform tells.
     pub rss_bytes: Option<u64>,
     /// Resident memory growth since the system was built.
     pub rss_growth_bytes: Option<i64>,
-    /// Highest resident memory the ticker sampled.
+    /// Highest resident memory of the process: the kernel's high-water
+    /// mark (`VmHWM`) where it keeps one, else the highest reading taken.
     pub rss_peak_bytes: Option<u64>,
     /// Resident memory over the run: (seconds, bytes), one per tick.
     pub rss_samples: Vec<(f64, u64)>,
     /// Process CPU seconds (user + system) since the system was built.
     pub cpu_seconds: Option<f64>,
-    /// CPU seconds per million handled messages.
+    /// CPU seconds per million handled messages (`None` before the first).
     pub cpu_seconds_per_million: Option<f64>,
-    /// Busy fraction of each worker over the last tick interval.
+    /// Busy (not parked) fraction of each active balancer worker over the
+    /// last scaling interval; a spinning worker, or one waiting for a core,
+    /// counts as busy.
     pub worker_busy: Vec<f64>,
+    /// CPU each active balancer worker got: its thread's CPU time over its
+    /// life (1.0 is a whole core); `None` where the platform does not say.
+    pub worker_cpu: Vec<Option<f64>>,
     /// Raw and wire bytes of frames that left the process, when any did
     /// and a hive recorder saw them.
     pub wire_bytes: Option<(u64, u64)>,
@@ -132,6 +141,7 @@ pub(crate) fn measure(inner: &SystemInner) -> SystemReport {
     let lat = inner.latency_us.snapshot();
     let [p50, p95, p99, p999] = lat.quantiles([0.5, 0.95, 0.99, 0.999]);
     let rss = procstat::resident_bytes();
+    let peak = procstat::peak_resident_bytes();
     let cpu = procstat::cpu_time()
         .zip(b.cpu)
         .map(|(now, then)| now.saturating_sub(then).as_secs_f64());
@@ -154,19 +164,28 @@ pub(crate) fn measure(inner: &SystemInner) -> SystemReport {
             p99: p99 as f64,
             p999: p999 as f64,
         },
+        latency_samples: lat.count(),
         rss_bytes: rss,
         rss_growth_bytes: rss.zip(b.rss).map(|(now, then)| now as i64 - then as i64),
-        // The current reading counts too: memory may have grown since the
-        // last tick's sample.
-        rss_peak_bytes: samples.iter().map(|(_, r)| *r).chain(rss).max(),
+        // The current reading counts too where the kernel keeps no peak:
+        // memory may have grown since the last tick's sample.
+        rss_peak_bytes: samples.iter().map(|(_, r)| *r).chain(rss).chain(peak).max(),
         rss_samples: samples,
         cpu_seconds: cpu,
-        cpu_seconds_per_million: cpu.map(|c| c / (handled.max(1) as f64 / 1e6)),
+        cpu_seconds_per_million: cpu
+            .filter(|_| handled > 0)
+            .map(|c| c / (handled as f64 / 1e6)),
         worker_busy: balancer
             .workers
             .iter()
             .filter(|w| w.active)
             .map(|w| w.busy_fraction)
+            .collect(),
+        worker_cpu: balancer
+            .workers
+            .iter()
+            .filter(|w| w.active)
+            .map(|w| w.cpu_load())
             .collect(),
         wire_bytes: wire_bytes(inner),
         allocations_per_message: allocations,
@@ -276,13 +295,7 @@ impl SystemReport {
                 "Balancer tasks (agent runs + submitted work)",
                 format!("{:.0} tasks/s", self.tasks_per_sec),
             ),
-            (
-                "Message latency P50 / P95 / P99",
-                format!(
-                    "{:.0} / {:.0} / {:.0} us",
-                    self.latency_us.p50, self.latency_us.p95, self.latency_us.p99
-                ),
-            ),
+            ("Message latency P50 / P95 / P99", self.latency_text()),
             ("Memory (resident)", self.rss_bytes.map_or_else(na, mb)),
             (
                 "Memory growth",
@@ -317,10 +330,23 @@ impl SystemReport {
         ]
     }
 
+    fn latency_text(&self) -> String {
+        if self.latency_samples == 0 {
+            return "n/a (no handled message timed yet)".into();
+        }
+        let l = &self.latency_us;
+        format!("{:.0} / {:.0} / {:.0} us", l.p50, l.p95, l.p99)
+    }
+
+    /// Each worker's CPU share (not its busy fraction: a spinning worker
+    /// is busy without doing work, and workers beyond the cores share them).
     fn worker_load(&self) -> String {
-        self.worker_busy
+        if self.worker_cpu.iter().all(Option::is_none) {
+            return "n/a (the platform does not report thread CPU time)".into();
+        }
+        self.worker_cpu
             .iter()
-            .map(|b| format!("{:.0}%", b * 100.0))
+            .map(|c| c.map_or_else(|| "n/a".into(), |c| format!("{:.0}%", c * 100.0)))
             .collect::<Vec<_>>()
             .join(" ")
     }

@@ -56,6 +56,7 @@
 
 mod balancer;
 mod config;
+mod cputime;
 mod gate;
 mod scaler;
 mod shared;

@@ -6,13 +6,14 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::Thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use hive_types::histogram::{AtomicHistogram, COARSE};
 use hive_types::sync::lock;
 use hive_types::{PerPriority, Priority};
 
+use crate::cputime::OsThread;
 use crate::task::Task;
 
 /// One worker's queues, one per class.
@@ -156,6 +157,8 @@ pub(crate) struct Worker {
     /// Whether a thread runs this slot.
     pub(crate) started: AtomicBool,
     thread: Mutex<Option<Thread>>,
+    /// The kernel's view of the slot's current thread (its CPU time).
+    os_thread: Mutex<Option<OsThread>>,
     pub(crate) wait_ns: PerPriority<AtomicHistogram>,
 }
 
@@ -178,6 +181,7 @@ impl Worker {
             retire: AtomicBool::new(false),
             started: AtomicBool::new(false),
             thread: Mutex::new(None),
+            os_thread: Mutex::new(None),
             wait_ns: PerPriority::from_fn(|_| AtomicHistogram::new(COARSE)),
         }
     }
@@ -241,8 +245,16 @@ impl Worker {
     }
 
     /// Records the thread that runs this slot (to unpark it).
+    /// Called by the slot's thread when it starts.
     pub(crate) fn set_thread(&self, thread: Thread) {
         *lock(&self.thread) = Some(thread);
+        *lock(&self.os_thread) = OsThread::current();
+    }
+
+    /// CPU time of the slot's current thread and how long it has run.
+    pub(crate) fn cpu_time(&self) -> Option<(Duration, Duration)> {
+        let os_thread = *lock(&self.os_thread);
+        os_thread?.cpu_time()
     }
 
     pub(crate) fn take(&self, pick: impl FnOnce(&mut Queues) -> Option<Task>) -> Option<Task> {

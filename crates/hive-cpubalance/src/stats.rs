@@ -2,6 +2,7 @@
 //! and through the `metrics` facade (published each scaling step).
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use hive_types::histogram::HistogramSnapshot;
 use hive_types::Priority;
@@ -16,8 +17,14 @@ pub struct WorkerStats {
     pub index: usize,
     /// Whether it takes new work.
     pub active: bool,
-    /// Fraction of the last scale interval it was busy (not parked).
+    /// Fraction of the last scale interval it was busy (not parked). A
+    /// worker that spins, or waits for a core, counts as busy here: see
+    /// [`cpu_load`](Self::cpu_load) for the CPU it got.
     pub busy_fraction: f64,
+    /// CPU time its current thread used (Linux; `None` elsewhere).
+    pub cpu_time: Option<Duration>,
+    /// How long its current thread has run (with `cpu_time`).
+    pub thread_age: Option<Duration>,
     /// Tasks in its queues.
     pub queue_depth: usize,
     /// Tasks it ran.
@@ -45,6 +52,15 @@ pub struct ClassStats {
     pub queued: usize,
     /// Time from submission to start, in nanoseconds.
     pub queue_wait_ns: HistogramSnapshot,
+}
+
+impl WorkerStats {
+    /// CPU time over the life of its current thread: 1.0 is one core all
+    /// the time. `None` when the platform does not say.
+    pub fn cpu_load(&self) -> Option<f64> {
+        let (cpu, age) = self.cpu_time.zip(self.thread_age)?;
+        (!age.is_zero()).then(|| cpu.as_secs_f64() / age.as_secs_f64())
+    }
 }
 
 impl ClassStats {
@@ -101,13 +117,18 @@ pub(crate) fn snapshot(shared: &Shared) -> BalancerStats {
         .iter()
         .filter(|w| w.index < active || w.live.completed.load(Ordering::Relaxed) > 0);
     let workers: Vec<WorkerStats> = seen
-        .map(|w| WorkerStats {
-            index: w.index,
-            active: w.index < active,
-            busy_fraction: f64::from_bits(w.sampled_load.load(Ordering::Relaxed)),
-            queue_depth: w.load.queued.load(Ordering::Relaxed),
-            completed: w.live.completed.load(Ordering::Relaxed),
-            steals: w.live.steals.load(Ordering::Relaxed),
+        .map(|w| {
+            let cpu = w.cpu_time();
+            WorkerStats {
+                index: w.index,
+                active: w.index < active,
+                busy_fraction: f64::from_bits(w.sampled_load.load(Ordering::Relaxed)),
+                queue_depth: w.load.queued.load(Ordering::Relaxed),
+                completed: w.live.completed.load(Ordering::Relaxed),
+                steals: w.live.steals.load(Ordering::Relaxed),
+                cpu_time: cpu.map(|(c, _)| c),
+                thread_age: cpu.map(|(_, a)| a),
+            }
         })
         .collect();
     let classes = Priority::ALL
@@ -160,6 +181,11 @@ pub(crate) fn publish(shared: &Shared) {
             .set(w.busy_fraction);
         metrics::gauge!("hive_cpu_worker_queue_depth", "worker" => worker.clone())
             .set(w.queue_depth as f64);
+        if let Some(cpu) = w.cpu_time {
+            // A gauge, not a counter: a replaced thread starts from zero.
+            metrics::gauge!("hive_cpu_worker_thread_cpu_seconds", "worker" => worker.clone())
+                .set(cpu.as_secs_f64());
+        }
         metrics::counter!("hive_cpu_worker_completed_total", "worker" => worker.clone())
             .absolute(w.completed);
         metrics::counter!("hive_cpu_worker_steals_total", "worker" => worker).absolute(w.steals);
@@ -188,7 +214,12 @@ fn describe() {
     metrics::describe_counter!("hive_cpu_task_panics_total", "Tasks that panicked");
     metrics::describe_gauge!(
         "hive_cpu_worker_busy_ratio",
-        "Fraction of the last scale interval the worker was busy"
+        "Fraction of the last scale interval the worker was busy (not parked)"
+    );
+    metrics::describe_gauge!(
+        "hive_cpu_worker_thread_cpu_seconds",
+        metrics::Unit::Seconds,
+        "CPU time of the worker's current thread (Linux)"
     );
     metrics::describe_gauge!(
         "hive_cpu_worker_queue_depth",

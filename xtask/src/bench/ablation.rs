@@ -22,6 +22,7 @@ pub(crate) struct AblationRow {
     pub cpu_s_per_million: Option<f64>,
     pub allocations_per_message: Option<f64>,
     pub worker_busy: Vec<f64>,
+    pub worker_cpu: Vec<Option<f64>>,
     pub delivery_success: f64,
     pub bandwidth_saved: Option<f64>,
 }
