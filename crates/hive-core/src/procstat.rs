@@ -78,13 +78,16 @@ mod tests {
         };
         std::hint::black_box(x);
         assert!(moved < Duration::from_millis(5), "coarse clock: {moved:?}");
-        // Peak memory: touch 64 MiB, free it; the peak keeps it.
+        // Peak memory: touch 64 MiB and free it: current memory drops, the
+        // kernel's high-water mark keeps it (its per-thread counters may
+        // lag by a few hundred KiB, hence the slack).
+        let before = resident_bytes().unwrap();
         let big = vec![1u8; 64 << 20];
         std::hint::black_box(&big);
-        let during = resident_bytes().unwrap();
         drop(big);
+        let after = resident_bytes().unwrap();
         let peak = peak_resident_bytes().unwrap();
-        assert!(peak >= during, "peak {peak} below a reading {during}");
-        assert!(peak >= resident_bytes().unwrap());
+        assert!(peak >= before + (56 << 20), "peak {peak}, before {before}");
+        assert!(peak >= after + (32 << 20), "peak {peak}, after {after}");
     }
 }
