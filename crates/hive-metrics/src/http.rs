@@ -1,9 +1,11 @@
 //! The HTTP endpoint (feature `http`): `/metrics` (Prometheus text),
-//! `/metrics.json` (a [`Snapshot`](crate::Snapshot)) and `/` (a
-//! self-contained live dashboard).
+//! `/metrics.json` (a [`Snapshot`](crate::Snapshot)), `/` (a
+//! self-contained live dashboard) and any JSON documents the program adds
+//! (hive-core adds `/history.json` and `/alerts.json`).
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use axum::http::header::CONTENT_TYPE;
@@ -17,26 +19,48 @@ use crate::HiveRecorder;
 /// The dashboard page: inline CSS and JavaScript, no external resource.
 pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 
+/// A JSON document served beside the recorder's, made afresh for each
+/// request.
+pub type JsonSource = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The routes, for serving from your own axum application.
 pub fn router(recorder: HiveRecorder) -> Router {
+    router_with(recorder, Vec::new())
+}
+
+/// [`router`] plus `documents`: `(path, source)` pairs served as JSON.
+pub fn router_with(recorder: HiveRecorder, documents: Vec<(&'static str, JsonSource)>) -> Router {
     let prom = recorder.clone();
     let json = recorder;
-    Router::new()
-        .route("/", get(|| async { Html(DASHBOARD_HTML) }))
-        .route(
-            "/metrics",
+    let mut router =
+        Router::new()
+            .route("/", get(|| async { Html(DASHBOARD_HTML) }))
+            .route(
+                "/metrics",
+                get(move || {
+                    let body = prom.render_prometheus();
+                    async move {
+                        ([(CONTENT_TYPE, crate::prometheus::CONTENT_TYPE)], body).into_response()
+                    }
+                }),
+            )
+            .route(
+                "/metrics.json",
+                get(move || {
+                    let body = json.render_json();
+                    async move { ([(CONTENT_TYPE, "application/json")], body).into_response() }
+                }),
+            );
+    for (path, source) in documents {
+        router = router.route(
+            path,
             get(move || {
-                let body = prom.render_prometheus();
-                async move { ([(CONTENT_TYPE, crate::prometheus::CONTENT_TYPE)], body).into_response() }
-            }),
-        )
-        .route(
-            "/metrics.json",
-            get(move || {
-                let body = json.render_json();
+                let body = source();
                 async move { ([(CONTENT_TYPE, "application/json")], body).into_response() }
             }),
-        )
+        );
+    }
+    router
 }
 
 /// A running endpoint on its own thread (a single-threaded tokio runtime),
@@ -60,6 +84,16 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Binds `addr` (port 0 picks a free one) and serves `recorder`.
     pub fn start(recorder: HiveRecorder, addr: impl ToSocketAddrs) -> HiveResult<Self> {
+        MetricsServer::start_with(recorder, addr, Vec::new())
+    }
+
+    /// [`start`](Self::start) with JSON `documents` beside the recorder's
+    /// (see [`router_with`]).
+    pub fn start_with(
+        recorder: HiveRecorder,
+        addr: impl ToSocketAddrs,
+        documents: Vec<(&'static str, JsonSource)>,
+    ) -> HiveResult<Self> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -67,7 +101,7 @@ impl MetricsServer {
             .enable_io()
             .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = router(recorder);
+        let app = router_with(recorder, documents);
         let thread = std::thread::Builder::new()
             .name("hive-metrics-http".into())
             .spawn(move || {

@@ -17,7 +17,9 @@
 //! - [`PerformanceMonitor`]: samples on an interval into a bounded history
 //!   and calls hooks each tick.
 //! - [`Baseline`] and [`RegressionDetector`]: typed [`Alert`]s when a figure
-//!   moves past a threshold for several windows in a row.
+//!   moves past a threshold for several windows in a row; [`LiveWatch`]
+//!   does the same on a running system against a baseline it learns from
+//!   its own recent windows.
 //!
 //! ```
 //! use hive_metrics::HiveRecorder;
@@ -40,6 +42,7 @@
 //! components that cache metric handles are created.
 #![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
+mod live;
 mod monitor;
 pub mod prometheus;
 mod recorder;
@@ -51,12 +54,13 @@ mod snapshot;
 mod http;
 
 #[cfg(feature = "http")]
-pub use http::{router, MetricsServer, DASHBOARD_HTML};
+pub use http::{router, router_with, JsonSource, MetricsServer, DASHBOARD_HTML};
 /// The `metrics` facade hive records through, re-exported so its macros
 /// (`metrics::counter!` and the rest) need no dependency of their own.
 pub use metrics;
 
 pub use hive_types::{HiveError, HiveResult};
+pub use live::{LiveWatch, WatchConfig};
 pub use monitor::PerformanceMonitor;
 pub use recorder::{HiveRecorder, RecorderConfig, OVERFLOW_LABEL};
 pub use regression::{Alert, Baseline, BaselineEntry, RegressionDetector, Thresholds};

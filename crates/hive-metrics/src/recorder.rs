@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hive_types::{HiveError, HiveResult};
@@ -110,6 +110,9 @@ pub struct HiveRecorder {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// The recorder [`HiveRecorder::install`] made global.
+static INSTALLED: OnceLock<HiveRecorder> = OnceLock::new();
+
 impl Default for HiveRecorder {
     fn default() -> Self {
         HiveRecorder::new()
@@ -147,7 +150,15 @@ impl HiveRecorder {
     pub fn install(&self) -> HiveResult<()> {
         metrics::set_global_recorder(self.clone()).map_err(|_| HiveError::AlreadySet {
             what: "the global metrics recorder (install once, at startup, or use metrics::with_local_recorder)",
-        })
+        })?;
+        let _ = INSTALLED.set(self.clone());
+        Ok(())
+    }
+
+    /// The hive recorder installed as the global one, if one was (by
+    /// [`install`](Self::install)).
+    pub fn installed() -> Option<HiveRecorder> {
+        INSTALLED.get().cloned()
     }
 
     /// The configuration in use.

@@ -307,7 +307,8 @@ impl RegressionDetector {
     }
 }
 
-fn regressed(entry: &BaselineEntry, now: f64, t: &Thresholds) -> bool {
+/// Whether `now` is past `t`'s threshold from `entry`.
+pub(crate) fn regressed(entry: &BaselineEntry, now: f64, t: &Thresholds) -> bool {
     if entry.higher_is_better {
         now < entry.value * (1.0 - t.throughput_drop)
     } else {
