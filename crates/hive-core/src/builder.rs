@@ -27,8 +27,19 @@ pub struct SwarmBuilder {
     batch_pool: hive_mempool::PoolConfig,
     #[cfg(feature = "metrics")]
     recorder: Option<hive_metrics::HiveRecorder>,
+    /// The recorder came from `recorder()`, not the default.
     #[cfg(feature = "metrics")]
-    install_recorder: bool,
+    recorder_given: bool,
+    #[cfg(feature = "metrics")]
+    global_recorder: bool,
+    #[cfg(feature = "metrics")]
+    history: crate::watch::HistoryConfig,
+    #[cfg(feature = "metrics")]
+    watch: hive_metrics::WatchConfig,
+    #[cfg(feature = "metrics")]
+    on_alert: Option<crate::watch::AlertHook>,
+    #[cfg(feature = "http")]
+    serve: Option<Vec<std::net::SocketAddr>>,
     runtime: Option<Handle>,
     agent_threads: usize,
     tick_interval: Duration,
@@ -55,7 +66,17 @@ impl Default for SwarmBuilder {
             #[cfg(feature = "metrics")]
             recorder: Some(hive_metrics::HiveRecorder::new()),
             #[cfg(feature = "metrics")]
-            install_recorder: false,
+            recorder_given: false,
+            #[cfg(feature = "metrics")]
+            global_recorder: true,
+            #[cfg(feature = "metrics")]
+            history: crate::watch::HistoryConfig::default(),
+            #[cfg(feature = "metrics")]
+            watch: hive_metrics::WatchConfig::default(),
+            #[cfg(feature = "metrics")]
+            on_alert: None,
+            #[cfg(feature = "http")]
+            serve: None,
             runtime: None,
             agent_threads: num_cpus::get().max(1),
             tick_interval: Duration::from_millis(100),
@@ -119,10 +140,12 @@ impl SwarmBuilder {
         self
     }
 
-    /// Records into `recorder` (for example one you already installed).
+    /// Records into `recorder` (for example one you already installed)
+    /// instead of a new one.
     #[cfg(feature = "metrics")]
     pub fn recorder(mut self, recorder: hive_metrics::HiveRecorder) -> Self {
         self.recorder = Some(recorder);
+        self.recorder_given = true;
         self
     }
 
@@ -134,10 +157,58 @@ impl SwarmBuilder {
         self
     }
 
-    /// Installs the hive recorder as the global `metrics` recorder at build.
+    /// Whether `build` installs the system's recorder as the global
+    /// `metrics` recorder, so every component's metrics reach it (default:
+    /// yes). When a hive recorder is installed already (by another system
+    /// in this process, or by you), the system records into that one
+    /// instead; when another kind is installed, the system keeps its own
+    /// for the figures it records itself.
     #[cfg(feature = "metrics")]
-    pub fn install_recorder(mut self) -> Self {
-        self.install_recorder = true;
+    pub fn global_recorder(mut self, install: bool) -> Self {
+        self.global_recorder = install;
+        self
+    }
+
+    /// The live watch's history: one measured [`Window`](crate::Window)
+    /// every `window`, the last `windows` kept (default: one second, an
+    /// hour; 3,600 windows of a few dozen bytes each).
+    #[cfg(feature = "metrics")]
+    pub fn history(mut self, window: Duration, windows: usize) -> Self {
+        self.history = crate::watch::HistoryConfig { window, windows };
+        self
+    }
+
+    /// How the live watch judges each window's throughput, latency p99 and
+    /// resident memory against the median of its recent windows, and when
+    /// it raises an alert (default: [`WatchConfig::default`](hive_metrics::WatchConfig)).
+    #[cfg(feature = "metrics")]
+    pub fn watch(mut self, config: hive_metrics::WatchConfig) -> Self {
+        self.watch = config;
+        self
+    }
+
+    /// Called with each regression alert, on the system's ticker thread
+    /// (keep it short). Alerts also go to
+    /// [`SwarmSystem::alerts`](crate::SwarmSystem::alerts), to
+    /// `hive_regression_alerts_total{figure}` and to `/alerts.json`.
+    #[cfg(feature = "metrics")]
+    pub fn on_alert(mut self, hook: impl Fn(&hive_metrics::Alert) + Send + Sync + 'static) -> Self {
+        self.on_alert = Some(Arc::new(hook));
+        self
+    }
+
+    /// Serves the system's metrics at `addr` (port 0 picks a free one; see
+    /// [`SwarmSystem::metrics_addr`](crate::SwarmSystem::metrics_addr)):
+    /// `/metrics` (Prometheus text), `/metrics.json`, `/history.json`,
+    /// `/alerts.json` and the dashboard at `/`. An address that does not
+    /// resolve fails `build`.
+    #[cfg(feature = "http")]
+    pub fn serve(mut self, addr: impl std::net::ToSocketAddrs) -> Self {
+        self.serve = Some(
+            addr.to_socket_addrs()
+                .map(Iterator::collect)
+                .unwrap_or_default(),
+        );
         self
     }
 
@@ -231,6 +302,13 @@ impl SwarmBuilder {
         if self.tick_interval.is_zero() {
             return Err(HiveError::config("tick_interval", "must be more than zero"));
         }
+        #[cfg(feature = "metrics")]
+        if self.history.window.is_zero() || self.history.windows == 0 {
+            return Err(HiveError::config(
+                "history",
+                "needs a window longer than zero and at least one window kept",
+            ));
+        }
         if self.agent_threads == 0 {
             return Err(HiveError::config("agent_threads", "must be at least 1"));
         }
@@ -257,9 +335,10 @@ impl SwarmBuilder {
         self.validate()?;
         let opt = self.optimizations;
         #[cfg(feature = "metrics")]
-        if let (true, Some(r)) = (self.install_recorder, &self.recorder) {
-            r.install()?;
-        }
+        let recorder = self.pick_recorder();
+        #[cfg(feature = "metrics")]
+        let watch =
+            crate::watch::Watch::new(self.history, self.watch.clone(), self.on_alert.clone())?;
         let mut communicator_config = self.communicator;
         if !opt.batching {
             communicator_config.max_messages = 1;
@@ -309,7 +388,9 @@ impl SwarmBuilder {
             #[cfg(feature = "mempool")]
             batch_pool,
             #[cfg(feature = "metrics")]
-            recorder: self.recorder,
+            recorder: recorder.clone(),
+            #[cfg(feature = "metrics")]
+            watch: Some(watch),
             runtime,
             optimizations: opt,
             send_timeout: self.send_timeout,
@@ -321,6 +402,42 @@ impl SwarmBuilder {
             allocations: self.allocations,
         });
         crate::ticker::start(&inner, self.tick_interval)?;
-        Ok(SwarmSystem::owner(inner))
+        let system = SwarmSystem::owner(inner);
+        #[cfg(feature = "http")]
+        if let Some(addrs) = &self.serve {
+            let (Some(addr), Some(recorder)) = (addrs.first(), recorder) else {
+                let why = match addrs.is_empty() {
+                    true => "the address did not resolve",
+                    false => "serving needs the system's recorder (no_recorder was set)",
+                };
+                system.shutdown(Duration::ZERO);
+                return Err(HiveError::config("serve", why));
+            };
+            let server = match crate::observe::http::serve(&system.inner, recorder, *addr) {
+                Ok(server) => server,
+                Err(e) => {
+                    system.shutdown(Duration::ZERO);
+                    return Err(e);
+                }
+            };
+            *hive_types::sync::lock(&system.inner.server) = Some(server);
+        }
+        Ok(system)
+    }
+
+    /// The recorder to record into, installed as the global one unless told
+    /// otherwise (see [`global_recorder`](Self::global_recorder)).
+    #[cfg(feature = "metrics")]
+    fn pick_recorder(&self) -> Option<hive_metrics::HiveRecorder> {
+        let mine = self.recorder.clone()?;
+        if !self.global_recorder || mine.install().is_ok() {
+            return Some(mine);
+        }
+        match hive_metrics::HiveRecorder::installed() {
+            // The default recorder gives way to the installed hive one,
+            // which sees every component's metrics.
+            Some(installed) if !self.recorder_given => Some(installed),
+            _ => Some(mine),
+        }
     }
 }

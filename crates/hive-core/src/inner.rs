@@ -51,6 +51,8 @@ pub(crate) struct Parts {
     pub(crate) batch_pool: Option<hive_mempool::Pool<BatchBuffer>>,
     #[cfg(feature = "metrics")]
     pub(crate) recorder: Option<hive_metrics::HiveRecorder>,
+    #[cfg(feature = "metrics")]
+    pub(crate) watch: Option<crate::watch::Watch>,
     pub(crate) runtime: AgentRuntime,
     pub(crate) optimizations: Optimizations,
     pub(crate) send_timeout: Duration,
@@ -71,6 +73,12 @@ pub(crate) struct SystemInner {
     pub(crate) batch_pool: Option<hive_mempool::Pool<BatchBuffer>>,
     #[cfg(feature = "metrics")]
     pub(crate) recorder: Option<hive_metrics::HiveRecorder>,
+    /// Measured windows and regression alerts (the ticker feeds it).
+    #[cfg(feature = "metrics")]
+    pub(crate) watch: Option<crate::watch::Watch>,
+    /// The metrics endpoint, with `serve`.
+    #[cfg(feature = "http")]
+    pub(crate) server: Mutex<Option<hive_metrics::MetricsServer>>,
     pub(crate) runtime: AgentRuntime,
     pub(crate) clock: Clock,
     pub(crate) optimizations: Optimizations,
@@ -112,6 +120,10 @@ impl SystemInner {
             batch_pool: parts.batch_pool,
             #[cfg(feature = "metrics")]
             recorder: parts.recorder,
+            #[cfg(feature = "metrics")]
+            watch: parts.watch,
+            #[cfg(feature = "http")]
+            server: Mutex::new(None),
             runtime: parts.runtime,
             clock: Clock::new(),
             optimizations: parts.optimizations,

@@ -23,6 +23,13 @@
 //!   restart on panic ([`RestartPolicy`], [`Backoff`]) with an escalation
 //!   event, a watchdog for handlers that run too long, lifecycle messages
 //!   for subscribers.
+//! - **Observable by default** (feature `metrics`): the system installs
+//!   its recorder as the global `metrics` recorder, measures a window every
+//!   second (throughput, that window's latency, memory, CPU; an hour kept,
+//!   `SwarmSystem::history`), raises regression alerts against its own
+//!   recent windows (`SwarmSystem::alerts`, `SwarmBuilder::on_alert`) and,
+//!   with `http`, serves metrics, history, alerts and a dashboard
+//!   (`SwarmBuilder::serve`).
 //! - **Bounded and honest**: mailboxes, the directory, metric cardinality
 //!   and the store of undelivered messages are bounded; every accepted
 //!   message ends handled, replied, forwarded, or counted undelivered with
@@ -76,6 +83,8 @@ mod inner;
 #[cfg(feature = "json")]
 pub mod json;
 mod lifecycle;
+#[cfg(feature = "metrics")]
+mod observe;
 mod on_balancer;
 mod on_tokio;
 mod options;
@@ -87,6 +96,8 @@ mod spawn;
 mod supervision;
 mod system;
 mod ticker;
+#[cfg(feature = "metrics")]
+mod watch;
 
 pub use agent::{Agent, SyncAgent};
 pub use builder::SwarmBuilder;
@@ -101,6 +112,8 @@ pub use spawn::{AgentBuilder, AgentRef};
 pub use supervision::{
     AgentEvent, AgentEventKind, Backoff, Overrun, RestartPolicy, StopReason, Watchdog,
 };
+#[cfg(feature = "metrics")]
+pub use watch::Window;
 
 pub use hive_types::{
     AgentId, HiveError, HiveResult, Message, MessageKind, Priority, Recipient, Rejected,

@@ -151,6 +151,8 @@ fn shutdown(inner: &SystemInner, drain_timeout: Duration) -> ShutdownReport {
     }
     let stuck = stuck_cells.len();
     lock(&inner.ticker).take();
+    #[cfg(feature = "http")]
+    lock(&inner.server).take(); // stops serving and joins its thread
     let left = deadline.saturating_duration_since(Instant::now());
     inner
         .balancer

@@ -1,7 +1,8 @@
 //! The system's ticker: every tick it maintains the pools, samples and
 //! scales the balancer, retries agent runs that found the balancer full,
-//! records resident memory, samples the recorder, runs the watchdog,
-//! publishes per-agent figures and sends heartbeats.
+//! records resident memory, samples the recorder, closes the live watch's
+//! windows, runs the watchdog, publishes per-agent figures and sends
+//! heartbeats.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -27,6 +28,10 @@ pub(crate) fn start(inner: &Arc<SystemInner>, interval: Duration) -> HiveResult<
         .clone()
         .and_then(|r| hive_metrics::PerformanceMonitor::new(r, 600).ok());
     let started = Instant::now();
+    #[cfg(feature = "metrics")]
+    if let Some(watch) = &inner.watch {
+        watch.start(inner.handled(), inner.latency_us.snapshot());
+    }
     let mut last_heartbeat = Instant::now();
     let thread = std::thread::Builder::new()
         .name("hive-system-ticker".into())
@@ -67,6 +72,10 @@ pub(crate) fn tick(inner: &SystemInner, started: Instant) {
     }
     inner.balancer.rebalance();
     inner.retry_backlog();
+    #[cfg(feature = "metrics")]
+    if let Some(watch) = &inner.watch {
+        watch.tick(inner.handled(), inner.latency_us.snapshot());
+    }
     if let Some(rss) = crate::procstat::resident_bytes() {
         let mut samples = lock(&inner.rss_samples);
         if samples.len() == RSS_SAMPLES {

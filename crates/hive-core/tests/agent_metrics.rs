@@ -1,5 +1,6 @@
 //! Per-agent figures: in the report and through the `metrics` facade, with
-//! bounded cardinality. (One test: it installs the global recorder.)
+//! bounded cardinality. (One test: its system installs the global
+//! recorder, as every system does by default.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::time::Duration;
@@ -19,7 +20,6 @@ impl Agent for Worker {
 #[test]
 fn named_agents_get_their_own_series_up_to_the_bound() {
     let sys = SwarmSystem::builder()
-        .install_recorder()
         .max_observed_agents(2)
         .tick_interval(Duration::from_millis(10))
         .build()
