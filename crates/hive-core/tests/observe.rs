@@ -49,15 +49,15 @@ fn until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn promtool() -> Option<PathBuf> {
-    let p = PathBuf::from("/usr/bin/promtool");
+fn tool(name: &str) -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/bin").join(name);
     if p.exists() {
         return Some(p);
     }
     if std::env::var_os("HIVE_CI").is_some() {
-        panic!("promtool is required in CI (.ci/run installs it) but was not found");
+        panic!("{name} is required in CI (.ci/run installs it) but was not found");
     }
-    eprintln!("note: promtool not installed; this check is skipped locally (CI requires it)");
+    eprintln!("note: {name} not installed; this check is skipped locally (CI requires it)");
     None
 }
 
@@ -101,7 +101,7 @@ fn a_default_system_records_every_component_and_serves_it() {
     assert!(alerts["alerts"].is_array(), "{alerts}");
     assert!(get(addr, "/").contains("<html"), "the dashboard");
 
-    if let Some(promtool) = promtool() {
+    if let Some(promtool) = tool("promtool") {
         let mut child = Command::new(promtool)
             .args(["check", "metrics"])
             .stdin(Stdio::piped())
@@ -173,5 +173,64 @@ fn a_memory_jump_raises_one_alert_to_the_hook_the_system_and_the_endpoint() {
         .count();
     assert_eq!(rss_alerts, 1);
     drop(ballast);
+    sys.shutdown(WAIT);
+}
+
+#[test]
+fn a_freshly_opened_dashboard_shows_the_history_and_alerts_the_server_kept() {
+    let Some(chromium) = tool("chromium") else {
+        return;
+    };
+    let sys = SwarmSystem::builder()
+        .tick_interval(Duration::from_millis(10))
+        .history(Duration::from_millis(20), 1000)
+        .serve("127.0.0.1:0")
+        .build()
+        .unwrap();
+    let agent = sys
+        .spawn_sync(|_m: Message, _ctx: &mut SyncContext<'_>| {})
+        .unwrap();
+    for _ in 0..1000 {
+        sys.tell(agent.id(), "x").unwrap();
+    }
+    // Windows pile up before any page is open: a new page (a reload) must
+    // show them, from the server.
+    until("windows", || sys.history().len() >= 10);
+    let profile = std::env::temp_dir().join(format!("hive-core-chromium-{}", std::process::id()));
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("http://{}/", sys.metrics_addr().unwrap()))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = dom
+        .find("data-metric=\"history\" data-points=\"")
+        .unwrap_or_else(|| panic!("no history chart:\n{dom}"));
+    let points: usize = dom[at..]
+        .split("data-points=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(points >= 10, "the page drew {points} of the kept windows");
+    // Another test here moves this process's memory: there may be alerts.
+    assert!(dom.contains("data-alerts="), "the alerts panel:\n{dom}");
     sys.shutdown(WAIT);
 }

@@ -33,6 +33,8 @@ fn tool(name: &str) -> Option<PathBuf> {
     None
 }
 
+const HOSTILE: &str = "<img src=x onerror=\"document.title='pwned'\">";
+
 fn recorder_with_data() -> HiveRecorder {
     let r = HiveRecorder::new();
     metrics::with_local_recorder(&r, || {
@@ -41,6 +43,8 @@ fn recorder_with_data() -> HiveRecorder {
         metrics::counter!("hive_cpu_tasks_completed_total", "class" => "high").increment(99);
         metrics::gauge!("hive_pool_hit_ratio", "pool" => "strings").set(0.97);
         metrics::gauge!("hive_pool_hit_ratio", "pool" => "byte_buffers").set(0.91);
+        // A hostile label: shown as text, never run as markup.
+        metrics::gauge!("hive_pool_hit_ratio", "pool" => HOSTILE).set(0.5);
         metrics::gauge!("hive_cpu_worker_busy_ratio", "worker" => "0").set(0.75);
         metrics::gauge!("hive_cpu_worker_busy_ratio", "worker" => "1").set(0.25);
         metrics::gauge!("hive_wire_compression_ratio", "codec" => "zstd").set(3.4);
@@ -122,10 +126,15 @@ fn the_endpoint_serves_text_json_and_the_dashboard() {
         page.contains("<svg") || page.contains("metrics.json"),
         "the dashboard page"
     );
-    assert!(
-        !page.contains("http://") && !page.contains("https://"),
-        "no external resource"
-    );
+    for external in [
+        "src=\"http",
+        "href=\"http",
+        "url(http",
+        "fetch(\"http",
+        "import ",
+    ] {
+        assert!(!page.contains(external), "no external resource: {external}");
+    }
     server.shutdown().unwrap();
 }
 
@@ -185,6 +194,19 @@ fn chromium_draws_the_dashboard_from_recorded_data() {
     assert!(
         dom.contains("data-latest=\"0.97\""),
         "the strings pool's hit rate is shown:\n{dom}"
+    );
+    assert!(dom.contains("97.0%"), "a ratio reads as a percentage");
+    assert!(
+        dom.contains("<title>hive: live metrics</title>") && !dom.contains("pwned</title>"),
+        "a label's markup ran in the page:\n{dom}"
+    );
+    assert!(
+        dom.contains("&lt;img src=x onerror="),
+        "the hostile label is shown as text"
+    );
+    assert!(
+        dom.contains("this server keeps no history"),
+        "no /history.json here: said so"
     );
     assert!(
         dom.contains("data-latest=\"3.4\""),
