@@ -35,13 +35,14 @@
 //! let snap = recorder.snapshot();
 //! let h = snap.histogram("request_seconds").unwrap();
 //! assert!((h.p99 - 0.099).abs() < 0.001);
-//! assert!(recorder.render_prometheus().contains("# TYPE request_seconds summary"));
+//! assert!(recorder.render_prometheus().contains("# TYPE request_seconds histogram"));
 //! ```
 //!
 //! Install it once at startup with [`HiveRecorder::install`], before the
 //! components that cache metric handles are created.
 #![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
+mod config;
 mod live;
 mod monitor;
 pub mod prometheus;
@@ -59,9 +60,10 @@ pub use http::{router, router_with, JsonSource, MetricsServer, DASHBOARD_HTML};
 /// (`metrics::counter!` and the rest) need no dependency of their own.
 pub use metrics;
 
+pub use config::RecorderConfig;
 pub use hive_types::{HiveError, HiveResult};
 pub use live::{LiveWatch, WatchConfig};
 pub use monitor::PerformanceMonitor;
-pub use recorder::{HiveRecorder, RecorderConfig, OVERFLOW_LABEL};
+pub use recorder::{HiveRecorder, OVERFLOW_LABEL};
 pub use regression::{Alert, Baseline, BaselineEntry, RegressionDetector, Thresholds};
 pub use snapshot::{CounterSample, GaugeSample, HistogramSummary, Labels, Snapshot};

@@ -1,8 +1,11 @@
 //! Prometheus text exposition format 0.0.4.
 //!
-//! Counters get a `_total` suffix if they lack one, histograms are exposed
-//! as summaries (quantiles 0.5, 0.95, 0.99, 0.999 plus `_sum` and `_count`),
-//! names and label names are sanitised, label values and help texts escaped.
+//! Counters get a `_total` suffix if they lack one; histograms with bucket
+//! bounds (by default those named `*_seconds`) are exposed as histograms
+//! (`_bucket{le}`, `_sum`, `_count`: `histogram_quantile` works on them),
+//! the others as summaries (quantiles 0.5, 0.95, 0.99, 0.999 plus `_sum`
+//! and `_count`); names and label names are sanitised, label values and
+//! help texts escaped.
 
 use std::fmt::Write;
 
@@ -168,6 +171,32 @@ pub fn render(snapshot: &Snapshot) -> String {
     let mut seen = None;
     for h in &snapshot.histograms {
         let name = sanitize(&h.name, true);
+        if !h.buckets.is_empty() {
+            header(&mut out, &mut seen, &name, help(&h.name), "histogram");
+            for (bound, below) in &h.buckets {
+                let le = number(*bound);
+                line(
+                    &mut out,
+                    &name,
+                    "_bucket",
+                    &h.labels,
+                    Some(("le", &le)),
+                    &below.to_string(),
+                );
+            }
+            let count = h.count.to_string();
+            line(
+                &mut out,
+                &name,
+                "_bucket",
+                &h.labels,
+                Some(("le", "+Inf")),
+                &count,
+            );
+            line(&mut out, &name, "_sum", &h.labels, None, &number(h.sum));
+            line(&mut out, &name, "_count", &h.labels, None, &count);
+            continue;
+        }
         header(&mut out, &mut seen, &name, help(&h.name), "summary");
         for (q, v) in [
             ("0.5", h.p50),

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hive_types::{HiveError, HiveResult};
 use metrics::{
@@ -12,57 +12,13 @@ use metrics::{
 };
 use metrics_util::registry::Registry;
 
+use crate::config::RecorderConfig;
 use crate::series::HiveStorage;
 use crate::snapshot::{self, Description, RateTracker, Snapshot, Source};
 
 /// Label added to the series that collects registrations beyond the
 /// cardinality limit of a metric name.
 pub const OVERFLOW_LABEL: &str = "hive_overflow";
-
-/// How a [`HiveRecorder`] keeps series.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecorderConfig {
-    /// Label sets kept per metric name; registrations beyond it share one
-    /// overflow series (label `hive_overflow="true"`), so an id used as a
-    /// label cannot grow memory without end.
-    pub cardinality_limit: usize,
-    /// Histogram buckets per octave as a power of two (7: 0.4% error).
-    pub precision: u8,
-    /// Window over which snapshots compute rates per second.
-    pub rate_window: Duration,
-}
-
-impl RecorderConfig {
-    /// Checks every field; [`HiveRecorder::with_config`] calls it.
-    pub fn validate(&self) -> HiveResult<()> {
-        if self.cardinality_limit == 0 {
-            return Err(HiveError::config("cardinality_limit", "must be at least 1"));
-        }
-        if !(1..=10).contains(&self.precision) {
-            return Err(HiveError::config(
-                "precision",
-                format!(
-                    "must be 1..=10 (buckets per octave as a power of two), not {}",
-                    self.precision
-                ),
-            ));
-        }
-        if self.rate_window.is_zero() {
-            return Err(HiveError::config("rate_window", "must be more than zero"));
-        }
-        Ok(())
-    }
-}
-
-impl Default for RecorderConfig {
-    fn default() -> Self {
-        RecorderConfig {
-            cardinality_limit: 1000,
-            precision: hive_types::histogram::PRECISE,
-            rate_window: Duration::from_secs(10),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -175,6 +131,7 @@ impl HiveRecorder {
             rate_window: inner.config.rate_window,
             descriptions: &inner.descriptions,
             started: inner.started,
+            config: &inner.config,
         })
     }
 

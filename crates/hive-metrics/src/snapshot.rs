@@ -26,6 +26,7 @@ pub(crate) struct Source<'a> {
     pub(crate) rate_window: Duration,
     pub(crate) descriptions: &'a Mutex<HashMap<String, Description>>,
     pub(crate) started: Instant,
+    pub(crate) config: &'a crate::config::RecorderConfig,
 }
 
 /// Labels of a series, sorted by name.
@@ -84,6 +85,12 @@ pub struct HistogramSummary {
     pub rate_per_sec: Option<f64>,
     /// Samples below zero, recorded as zero.
     pub clamped_negative: u64,
+    /// For a histogram exposed as one (see
+    /// [`RecorderConfig::histogram_buckets`](crate::RecorderConfig)):
+    /// `(upper bound, samples at or below it)`, cumulative, ascending;
+    /// empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<(f64, u64)>,
 }
 
 /// Every series of a recorder at one moment. Serialises to the JSON served
@@ -300,10 +307,37 @@ fn histograms(
                 p999,
                 rate_per_sec: None,
                 clamped_negative: h.negative(),
+                buckets: inner
+                    .config
+                    .buckets_for(key.name())
+                    .map(|bounds| cumulative(&s, bounds))
+                    .unwrap_or_default(),
             },
         ));
     });
     histograms
+}
+
+/// Samples at or below each bound (in seconds or the metric's own unit),
+/// from the fine buckets (each counted by its upper end: within the
+/// recorder's precision).
+fn cumulative(s: &hive_types::histogram::HistogramSnapshot, bounds: &[f64]) -> Vec<(f64, u64)> {
+    let mut fine = s.buckets().peekable();
+    let mut below = 0u64;
+    bounds
+        .iter()
+        .map(|&bound| {
+            let limit = bound * SCALE;
+            while let Some(&(upper, n)) = fine.peek() {
+                if upper as f64 > limit {
+                    break;
+                }
+                below += n;
+                fine.next();
+            }
+            (bound, below)
+        })
+        .collect()
 }
 
 /// Gives each sample its series' rate, then orders them by name and series.

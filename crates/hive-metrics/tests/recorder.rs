@@ -191,11 +191,42 @@ fn prometheus_text_has_types_help_and_escaped_labels() {
         text.contains("# HELP rpc_seconds RPC latency\\nin seconds\n"),
         "{text}"
     );
-    assert!(
-        text.contains("rpc_seconds{quantile=\"0.99\"} 0.5"),
-        "{text}"
-    );
     assert!(text.contains("rpc_seconds_count 1\n"), "{text}");
+}
+
+#[test]
+fn seconds_are_histograms_with_cumulative_buckets_and_the_rest_summaries() {
+    let r = HiveRecorder::new();
+    record(&r, || {
+        let h = metrics::histogram!("rpc_seconds", "route" => "/plan");
+        for ms in 1..=1000 {
+            h.record(f64::from(ms) / 1000.0); // 1 ms .. 1 s, uniform
+        }
+        metrics::histogram!("batch_size").record(12.0);
+    });
+    let text = r.render_prometheus();
+    assert!(text.contains("# TYPE rpc_seconds histogram\n"), "{text}");
+    assert!(text.contains("# TYPE batch_size summary\n"), "{text}");
+    let bucket = |le: &str| -> u64 {
+        let prefix = format!("rpc_seconds_bucket{{route=\"/plan\",le=\"{le}\"}} ");
+        let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap();
+        line[prefix.len()..].parse().unwrap()
+    };
+    // Within the recorder's 0.4% precision of the exact counts.
+    assert!((bucket("0.01") as i64 - 10).abs() <= 1, "{text}");
+    assert!((bucket("0.1") as i64 - 100).abs() <= 1, "{text}");
+    assert!((bucket("0.5") as i64 - 500).abs() <= 3, "{text}");
+    assert_eq!(bucket("+Inf"), 1000);
+    let counts: Vec<u64> = ["0.0001", "0.001", "0.01", "0.1", "1", "10", "+Inf"]
+        .iter()
+        .map(|le| bucket(le))
+        .collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] <= w[1]),
+        "cumulative: {counts:?}"
+    );
+    let snap = r.snapshot();
+    assert!(snap.histogram("batch_size").unwrap().buckets.is_empty());
 }
 
 #[test]
@@ -290,6 +321,15 @@ fn unusable_settings_are_config_errors_naming_the_field() {
         })),
         "rate_window"
     );
+    for bounds in [vec![], vec![1.0, 0.5], vec![f64::NAN]] {
+        assert_eq!(
+            field(recorder(RecorderConfig {
+                histogram_buckets: vec![("*_seconds".into(), bounds)],
+                ..Default::default()
+            })),
+            "histogram_buckets"
+        );
+    }
     assert_eq!(
         field(PerformanceMonitor::new(HiveRecorder::new(), 0).map(drop)),
         "capacity"

@@ -217,3 +217,90 @@ fn chromium_draws_the_dashboard_from_recorded_data() {
         "the page polled /metrics.json"
     );
 }
+
+/// Kills and removes a Prometheus server started by a test.
+struct Server(std::process::Child, PathBuf);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_prometheus_server_scrapes_the_endpoint_and_answers_histogram_quantile() {
+    let Some(prometheus) = tool("prometheus") else {
+        return;
+    };
+    let endpoint = MetricsServer::start(recorder_with_data(), "127.0.0.1:0").unwrap();
+    let dir = std::env::temp_dir().join(format!("hive-prometheus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: hive\n    static_configs: [{{targets: [\"{}\"]}}]\n",
+            endpoint.local_addr()
+        ),
+    )
+    .unwrap();
+    let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = Command::new(prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child, dir);
+    let query =
+        "/api/v1/query?query=histogram_quantile(0.99,hive_messaging_batch_latency_seconds_bucket)";
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let value = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer from Prometheus"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        let Ok(mut s) = TcpStream::connect(web) else {
+            continue; // still starting
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = write!(
+            s,
+            "GET {query} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n\r\n"
+        );
+        let mut response = String::new();
+        if s.read_to_string(&mut response).is_err() {
+            continue;
+        }
+        let Some((_, body)) = response.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+            continue;
+        };
+        if let Some(v) = json["data"]["result"][0]["value"][1].as_str() {
+            break v.parse::<f64>().unwrap();
+        }
+    };
+    // 1,000 samples of 10 us .. 10 ms: the 99th percentile is 9.9 ms.
+    assert!(
+        value > 0.005 && value <= 0.01,
+        "histogram_quantile said {value}"
+    );
+}
