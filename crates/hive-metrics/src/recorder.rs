@@ -20,6 +20,24 @@ use crate::snapshot::{self, Description, RateTracker, Snapshot, Source};
 /// cardinality limit of a metric name.
 pub const OVERFLOW_LABEL: &str = "hive_overflow";
 
+/// Name collisions kept for [`HiveRecorder::collisions`].
+const MAX_COLLISIONS: usize = 64;
+
+/// A counter renamed because its exposition name was taken.
+struct Collision {
+    name: String,
+    exposed_as: String,
+    kept_as: String,
+}
+
+/// Label sets admitted per (kind, name), and counters renamed because
+/// their exposition name was taken.
+#[derive(Default)]
+struct Admissions {
+    counts: HashMap<(Kind, String), usize>,
+    renames: HashMap<String, String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Counter,
@@ -30,8 +48,12 @@ enum Kind {
 pub(crate) struct Inner {
     pub(crate) config: RecorderConfig,
     pub(crate) registry: Registry<Key, HiveStorage>,
-    cardinality: Mutex<HashMap<(Kind, String), usize>>,
+    cardinality: Mutex<Admissions>,
     pub(crate) overflowed: AtomicU64,
+    /// Counters renamed because their exposition name was taken (latest
+    /// `MAX_COLLISIONS` kept) and how many there were in all.
+    collisions: Mutex<Vec<Collision>>,
+    pub(crate) collided: AtomicU64,
     pub(crate) descriptions: Mutex<HashMap<String, Description>>,
     pub(crate) rates: Mutex<RateTracker>,
     pub(crate) started: Instant,
@@ -92,7 +114,9 @@ impl HiveRecorder {
         HiveRecorder {
             inner: Arc::new(Inner {
                 registry: Registry::new(HiveStorage { precision }),
-                cardinality: Mutex::new(HashMap::new()),
+                cardinality: Mutex::new(Admissions::default()),
+                collisions: Mutex::new(Vec::new()),
+                collided: AtomicU64::new(0),
                 overflowed: AtomicU64::new(0),
                 descriptions: Mutex::new(HashMap::new()),
                 rates: Mutex::new(RateTracker::default()),
@@ -125,14 +149,23 @@ impl HiveRecorder {
     /// Every series now, with rates per second over the rate window.
     pub fn snapshot(&self) -> Snapshot {
         let inner = &*self.inner;
-        snapshot::take(&Source {
+        let mut snapshot = snapshot::take(&Source {
             registry: &inner.registry,
             rates: &inner.rates,
             rate_window: inner.config.rate_window,
             descriptions: &inner.descriptions,
             started: inner.started,
             config: &inner.config,
-        })
+        });
+        let collided = inner.collided.load(Ordering::Relaxed);
+        if collided > 0 {
+            snapshot.add_counter(
+                "hive_metrics_name_collisions_total",
+                collided,
+                "Counters renamed <name>_collided because another counter had their Prometheus name",
+            );
+        }
+        snapshot
     }
 
     /// The Prometheus text exposition format 0.0.4 of a fresh snapshot.
@@ -160,23 +193,80 @@ impl HiveRecorder {
         bytes
     }
 
+    /// Counters that were renamed because another counter already had
+    /// their Prometheus name (`jobs` and `jobs_total` both expose as
+    /// `jobs_total`): the latest ones, as typed errors.
+    pub fn collisions(&self) -> Vec<HiveError> {
+        lock(&self.inner.collisions)
+            .iter()
+            .map(|c| HiveError::MetricNameCollision {
+                name: c.name.clone(),
+                exposed_as: c.exposed_as.clone(),
+                kept_as: c.kept_as.clone(),
+            })
+            .collect()
+    }
+
     /// The key to store under: `key` itself while its name has room for
-    /// another label set, else the name's overflow series.
+    /// another label set, else the name's overflow series; a counter whose
+    /// exposition name another counter has is renamed `<name>_collided`.
     fn admit(&self, kind: Kind, key: &Key, exists: impl Fn(&Key) -> bool) -> Key {
-        let mut counts = lock(&self.inner.cardinality);
-        if exists(key) {
-            return key.clone();
+        let mut admissions = lock(&self.inner.cardinality);
+        let Admissions { counts, renames } = &mut *admissions;
+        let mut key = match renames.get(key.name()) {
+            Some(to) if kind == Kind::Counter => {
+                Key::from_parts(to.clone(), key.labels().cloned().collect::<Vec<_>>())
+            }
+            _ => key.clone(),
+        };
+        if exists(&key) {
+            return key;
+        }
+        if kind == Kind::Counter && !counts.contains_key(&(kind, key.name().to_string())) {
+            if let Some(renamed) = self.rename_if_taken(counts, &key) {
+                renames.insert(key.name().to_string(), renamed.name().to_string());
+                key = renamed;
+            }
         }
         let used = counts.entry((kind, key.name().to_string())).or_insert(0);
         if *used < self.inner.config.cardinality_limit {
             *used += 1;
-            return key.clone();
+            return key;
         }
         self.inner.overflowed.fetch_add(1, Ordering::Relaxed);
         Key::from_parts(
             key.name().to_string(),
             vec![Label::new(OVERFLOW_LABEL, "true")],
         )
+    }
+
+    /// A new counter name whose `_total` spelling another counter has.
+    fn rename_if_taken(&self, counts: &HashMap<(Kind, String), usize>, key: &Key) -> Option<Key> {
+        let name = key.name();
+        let other = match name.strip_suffix("_total") {
+            Some(bare) => bare.to_string(),
+            None => format!("{name}_total"),
+        };
+        if !counts.contains_key(&(Kind::Counter, other)) {
+            return None;
+        }
+        let kept_as = format!("{}_collided", name.strip_suffix("_total").unwrap_or(name));
+        let exposed_as = match name.ends_with("_total") {
+            true => name.to_string(),
+            false => format!("{name}_total"),
+        };
+        self.inner.collided.fetch_add(1, Ordering::Relaxed);
+        let mut collisions = lock(&self.inner.collisions);
+        if collisions.len() == MAX_COLLISIONS {
+            collisions.remove(0);
+        }
+        collisions.push(Collision {
+            name: name.to_string(),
+            exposed_as,
+            kept_as: kept_as.clone(),
+        });
+        let labels: Vec<Label> = key.labels().cloned().collect();
+        Some(Key::from_parts(kept_as, labels))
     }
 
     fn describe(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {

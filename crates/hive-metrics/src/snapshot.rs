@@ -114,6 +114,21 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Adds a counter the recorder keeps itself, in name order.
+    pub(crate) fn add_counter(&mut self, name: &str, value: u64, help: &str) {
+        let at = self.counters.partition_point(|c| c.name.as_str() < name);
+        self.counters.insert(
+            at,
+            CounterSample {
+                name: name.to_string(),
+                labels: Labels::new(),
+                value,
+                rate_per_sec: None,
+            },
+        );
+        self.descriptions.insert(name.to_string(), help.to_string());
+    }
+
     /// The first counter named `name` (any labels).
     pub fn counter(&self, name: &str) -> Option<&CounterSample> {
         self.counters.iter().find(|c| c.name == name)

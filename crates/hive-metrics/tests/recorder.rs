@@ -195,6 +195,40 @@ fn prometheus_text_has_types_help_and_escaped_labels() {
 }
 
 #[test]
+fn counters_that_would_share_a_prometheus_name_are_kept_apart_and_reported() {
+    let r = HiveRecorder::new();
+    record(&r, || {
+        metrics::counter!("jobs", "q" => "a").increment(1);
+        for _ in 0..3 {
+            // Registered again and again, as the macro does: one collision.
+            metrics::counter!("jobs_total", "q" => "a").increment(2);
+        }
+        metrics::counter!("jobs_total", "q" => "b").increment(5);
+    });
+    let text = r.render_prometheus();
+    assert_eq!(
+        text.matches("# TYPE jobs_total counter").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("jobs_total{q=\"a\"} 1\n"), "{text}");
+    assert!(text.contains("jobs_collided_total{q=\"a\"} 6\n"), "{text}");
+    assert!(text.contains("jobs_collided_total{q=\"b\"} 5\n"), "{text}");
+    assert!(
+        text.contains("hive_metrics_name_collisions_total 1\n"),
+        "{text}"
+    );
+    let collisions = r.collisions();
+    assert_eq!(collisions.len(), 1);
+    assert!(
+        matches!(&collisions[0], HiveError::MetricNameCollision { name, exposed_as, kept_as }
+            if name == "jobs_total" && exposed_as == "jobs_total" && kept_as == "jobs_collided"),
+        "{:?}",
+        collisions[0]
+    );
+}
+
+#[test]
 fn seconds_are_histograms_with_cumulative_buckets_and_the_rest_summaries() {
     let r = HiveRecorder::new();
     record(&r, || {

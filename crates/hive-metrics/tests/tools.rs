@@ -41,6 +41,9 @@ fn recorder_with_data() -> HiveRecorder {
         metrics::describe_counter!("hive_messaging_delivered_total", "Messages delivered");
         metrics::counter!("hive_messaging_delivered_total").increment(12_345);
         metrics::counter!("hive_cpu_tasks_completed_total", "class" => "high").increment(99);
+        // Two counters Prometheus would see under one name.
+        metrics::counter!("jobs").increment(1);
+        metrics::counter!("jobs_total").increment(2);
         metrics::gauge!("hive_pool_hit_ratio", "pool" => "strings").set(0.97);
         metrics::gauge!("hive_pool_hit_ratio", "pool" => "byte_buffers").set(0.91);
         // A hostile label: shown as text, never run as markup.
@@ -120,7 +123,8 @@ fn the_endpoint_serves_text_json_and_the_dashboard() {
     let (head, body) = get(addr, "/metrics.json");
     assert!(head.contains("application/json"), "{head}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(json["counters"].as_array().unwrap().len(), 2);
+    // Two hive counters, jobs, jobs_collided and the collision count.
+    assert_eq!(json["counters"].as_array().unwrap().len(), 5);
     let (_, page) = get(addr, "/");
     assert!(
         page.contains("<svg") || page.contains("metrics.json"),

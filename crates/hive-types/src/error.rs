@@ -60,6 +60,18 @@ pub enum HiveError {
         what: &'static str,
     },
 
+    /// Two counters would be exposed under one Prometheus name (`jobs`
+    /// gets the `_total` suffix that `jobs_total` already has).
+    #[error("counter `{name}` would be exposed as `{exposed_as}`, which another counter has: it is kept as `{kept_as}`; rename one of them")]
+    MetricNameCollision {
+        /// The name the second counter was registered with.
+        name: String,
+        /// The exposition name both would have.
+        exposed_as: String,
+        /// The name it is recorded under instead.
+        kept_as: String,
+    },
+
     /// A call that goes to one agent was given [`Recipient::Broadcast`].
     ///
     /// [`Recipient::Broadcast`]: crate::Recipient::Broadcast
@@ -338,6 +350,14 @@ mod tests {
                     what: "the global metrics recorder",
                 },
                 "keep the first, or make a new one",
+            ),
+            (
+                HiveError::MetricNameCollision {
+                    name: "jobs".into(),
+                    exposed_as: "jobs_total".into(),
+                    kept_as: "jobs_collided".into(),
+                },
+                "rename one of them",
             ),
             (
                 HiveError::NeedsOneRecipient { what: "a request" },
