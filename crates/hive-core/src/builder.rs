@@ -159,10 +159,13 @@ impl SwarmBuilder {
 
     /// Whether `build` installs the system's recorder as the global
     /// `metrics` recorder, so every component's metrics reach it (default:
-    /// yes). When a hive recorder is installed already (by another system
-    /// in this process, or by you), the system records into that one
-    /// instead; when another kind is installed, the system keeps its own
-    /// for the figures it records itself.
+    /// yes). A process has one global recorder: when a hive recorder is
+    /// installed already (by an earlier system, or by you), a system built
+    /// with the default recorder records into that one, and its series
+    /// mix with the earlier system's (same names, process-wide figures);
+    /// with [`recorder`](Self::recorder) given, or another kind of recorder
+    /// installed, the system keeps its own recorder, which then sees only
+    /// what the system records itself.
     #[cfg(feature = "metrics")]
     pub fn global_recorder(mut self, install: bool) -> Self {
         self.global_recorder = install;
@@ -190,7 +193,7 @@ impl SwarmBuilder {
     /// Called with each regression alert, on the system's ticker thread
     /// (keep it short). Alerts also go to
     /// [`SwarmSystem::alerts`](crate::SwarmSystem::alerts), to
-    /// `hive_regression_alerts_total{figure}` and to `/alerts.json`.
+    /// `hive_metrics_regression_alerts_total{figure}` and to `/alerts.json`.
     #[cfg(feature = "metrics")]
     pub fn on_alert(mut self, hook: impl Fn(&hive_metrics::Alert) + Send + Sync + 'static) -> Self {
         self.on_alert = Some(Arc::new(hook));
@@ -302,6 +305,8 @@ impl SwarmBuilder {
         if self.tick_interval.is_zero() {
             return Err(HiveError::config("tick_interval", "must be more than zero"));
         }
+        #[cfg(feature = "metrics")]
+        self.watch.validate()?;
         #[cfg(feature = "metrics")]
         if self.history.window.is_zero() || self.history.windows == 0 {
             return Err(HiveError::config(

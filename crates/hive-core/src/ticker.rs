@@ -1,8 +1,7 @@
 //! The system's ticker: every tick it maintains the pools, samples and
 //! scales the balancer, retries agent runs that found the balancer full,
-//! records resident memory, samples the recorder, closes the live watch's
-//! windows, runs the watchdog, publishes per-agent figures and sends
-//! heartbeats.
+//! records resident memory, closes the live watch's windows, runs the
+//! watchdog, publishes per-agent figures and sends heartbeats.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -22,11 +21,6 @@ pub(crate) fn start(inner: &Arc<SystemInner>, interval: Duration) -> HiveResult<
     let weak: Weak<SystemInner> = Arc::downgrade(inner);
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
-    #[cfg(feature = "metrics")]
-    let perf = inner
-        .recorder
-        .clone()
-        .and_then(|r| hive_metrics::PerformanceMonitor::new(r, 600).ok());
     let started = Instant::now();
     #[cfg(feature = "metrics")]
     if let Some(watch) = &inner.watch {
@@ -45,10 +39,6 @@ pub(crate) fn start(inner: &Arc<SystemInner>, interval: Duration) -> HiveResult<
                         last_heartbeat = Instant::now();
                         heartbeat(&inner);
                     }
-                }
-                #[cfg(feature = "metrics")]
-                if let Some(p) = &perf {
-                    p.tick();
                 }
             }
         })?;
@@ -74,7 +64,7 @@ pub(crate) fn tick(inner: &SystemInner, started: Instant) {
     inner.retry_backlog();
     #[cfg(feature = "metrics")]
     if let Some(watch) = &inner.watch {
-        watch.tick(inner.handled(), inner.latency_us.snapshot());
+        watch.tick(|| inner.handled(), || inner.latency_us.snapshot());
     }
     if let Some(rss) = crate::procstat::resident_bytes() {
         let mut samples = lock(&inner.rss_samples);

@@ -117,12 +117,22 @@ impl Watch {
         });
     }
 
-    /// Called every tick with the system's handled count and latency
-    /// histogram: closes the window once it is long enough.
-    pub(crate) fn tick(&self, handled: u64, latency: HistogramSnapshot) {
+    /// Called every tick: once the window is long enough, reads the
+    /// system's handled count and latency histogram and closes it.
+    pub(crate) fn tick(
+        &self,
+        handled: impl FnOnce() -> u64,
+        latency: impl FnOnce() -> HistogramSnapshot,
+    ) {
         let now = Instant::now();
-        let cpu = procstat::cpu_time();
         let mut mark = lock(&self.mark);
+        if mark
+            .as_ref()
+            .is_some_and(|m| now.duration_since(m.at) < self.config.window)
+        {
+            return;
+        }
+        let (handled, latency, cpu) = (handled(), latency(), procstat::cpu_time());
         let Some(start) = mark.as_ref() else {
             *mark = Some(Mark {
                 at: now,
@@ -132,10 +142,7 @@ impl Watch {
             });
             return;
         };
-        let secs = now.duration_since(start.at).as_secs_f64();
-        if secs < self.config.window.as_secs_f64() {
-            return;
-        }
+        let secs = now.duration_since(start.at).as_secs_f64().max(1e-9);
         let in_window = latency.since(&start.latency);
         let timed = in_window.count() > 0;
         let [p50, p99] = in_window.quantiles([0.5, 0.99]);
@@ -180,10 +187,8 @@ impl Watch {
             figures.push(("rss_bytes", rss as f64, false));
         }
         let alerts = lock(&self.live).observe(&figures);
-        for alert in &alerts {
-            metrics::counter!("hive_regression_alerts_total", "figure" => alert.key.clone())
-                .increment(1);
-            if let Some(hook) = &self.hook {
+        if let Some(hook) = &self.hook {
+            for alert in &alerts {
                 hook(alert);
             }
         }

@@ -251,6 +251,11 @@ impl Worker {
         *lock(&self.os_thread) = OsThread::current();
     }
 
+    /// The slot's thread ends: its id may go to another thread.
+    pub(crate) fn clear_thread(&self) {
+        *lock(&self.os_thread) = None;
+    }
+
     /// CPU time of the slot's current thread and how long it has run.
     pub(crate) fn cpu_time(&self) -> Option<(Duration, Duration)> {
         let os_thread = *lock(&self.os_thread);

@@ -78,6 +78,7 @@ pub(crate) fn run(shared: Arc<Shared>, me: Arc<Worker>) {
         sleep(&shared, &me);
     }
     me.end_busy(shared.nanos(Instant::now()));
+    me.clear_thread();
     me.started.store(false, Ordering::Release);
 }
 

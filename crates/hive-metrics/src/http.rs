@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse};
@@ -23,13 +24,40 @@ pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 /// request.
 pub type JsonSource = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// How long stopping waits for open connections to finish.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// The routes, for serving from your own axum application.
 pub fn router(recorder: HiveRecorder) -> Router {
-    router_with(recorder, Vec::new())
+    routes(recorder, Vec::new())
 }
 
 /// [`router`] plus `documents`: `(path, source)` pairs served as JSON.
-pub fn router_with(recorder: HiveRecorder, documents: Vec<(&'static str, JsonSource)>) -> Router {
+/// Each path starts with `/`, is not one of the recorder's (`/`,
+/// `/metrics`, `/metrics.json`) and appears once; otherwise a config error.
+pub fn router_with(
+    recorder: HiveRecorder,
+    documents: Vec<(&'static str, JsonSource)>,
+) -> HiveResult<Router> {
+    check_paths(&documents)?;
+    Ok(routes(recorder, documents))
+}
+
+fn check_paths(documents: &[(&'static str, JsonSource)]) -> HiveResult<()> {
+    let mut seen = vec!["/", "/metrics", "/metrics.json"];
+    for (path, _) in documents {
+        if !path.starts_with('/') || seen.contains(path) {
+            return Err(HiveError::config(
+                "documents",
+                format!("{path:?} must start with / and not repeat a served path"),
+            ));
+        }
+        seen.push(path);
+    }
+    Ok(())
+}
+
+fn routes(recorder: HiveRecorder, documents: Vec<(&'static str, JsonSource)>) -> Router {
     let prom = recorder.clone();
     let json = recorder;
     let mut router =
@@ -101,7 +129,7 @@ impl MetricsServer {
             .enable_io()
             .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = router_with(recorder, documents);
+        let app = router_with(recorder, documents)?;
         let thread = std::thread::Builder::new()
             .name("hive-metrics-http".into())
             .spawn(move || {
@@ -133,16 +161,33 @@ impl MetricsServer {
         self.stop_and_join()
     }
 
+    /// Stops serving; waits for open connections at most [`STOP_GRACE`],
+    /// then leaves the thread to end with them.
     fn stop_and_join(&mut self) -> HiveResult<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match self.thread.take() {
-            Some(t) => t.join().map_err(|_| HiveError::Closed {
-                what: "metrics server thread",
-            }),
-            None => Ok(()),
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        // Dropped on its own thread (a request held the last handle to what
+        // it serves): it ends once this request is answered.
+        if thread.thread().id() == std::thread::current().id() {
+            return Ok(());
         }
+        let deadline = Instant::now() + STOP_GRACE;
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !thread.is_finished() {
+            return Err(HiveError::Timeout {
+                what: "metrics server stop (a client kept its connection open)",
+                after: STOP_GRACE,
+            });
+        }
+        thread.join().map_err(|_| HiveError::Closed {
+            what: "metrics server thread",
+        })
     }
 }
 

@@ -39,6 +39,9 @@ impl WatchConfig {
         if self.baseline_windows == 0 {
             return Err(HiveError::config("baseline_windows", "must be at least 1"));
         }
+        if self.keep_alerts == 0 {
+            return Err(HiveError::config("keep_alerts", "must be at least 1"));
+        }
         if self.warmup_windows == 0 || self.warmup_windows > self.baseline_windows {
             return Err(HiveError::config(
                 "warmup_windows",
@@ -130,7 +133,8 @@ impl LiveWatch {
                 self.recent.pop_front();
             }
             self.recent.push_back(alert.clone());
-            metrics::counter!("hive_metrics_regression_alerts_total").increment(1);
+            metrics::counter!("hive_metrics_regression_alerts_total", "figure" => alert.key.clone())
+                .increment(1);
         }
         alerts
     }
@@ -263,10 +267,17 @@ mod tests {
         for i in 5..10 {
             assert!(watch.observe(&window(i, 3.0)).is_empty());
         }
-        let bad = WatchConfig {
-            warmup_windows: 0,
-            ..WatchConfig::default()
-        };
-        assert!(LiveWatch::new(bad).is_err());
+        for bad in [
+            WatchConfig {
+                warmup_windows: 0,
+                ..WatchConfig::default()
+            },
+            WatchConfig {
+                keep_alerts: 0,
+                ..WatchConfig::default()
+            },
+        ] {
+            assert!(LiveWatch::new(bad).is_err());
+        }
     }
 }

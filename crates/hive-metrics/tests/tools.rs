@@ -143,6 +143,30 @@ fn the_endpoint_serves_text_json_and_the_dashboard() {
 }
 
 #[test]
+fn extra_documents_need_paths_of_their_own() {
+    let doc: hive_metrics::JsonSource = std::sync::Arc::new(|| "{}".to_string());
+    for path in ["/metrics", "/", "history.json"] {
+        let started = MetricsServer::start_with(
+            HiveRecorder::new(),
+            "127.0.0.1:0",
+            vec![(path, doc.clone())],
+        );
+        assert!(
+            matches!(started, Err(hive_metrics::HiveError::Config { .. })),
+            "{path} was accepted"
+        );
+    }
+    let twice = vec![("/a.json", doc.clone()), ("/a.json", doc.clone())];
+    assert!(MetricsServer::start_with(HiveRecorder::new(), "127.0.0.1:0", twice).is_err());
+    let server =
+        MetricsServer::start_with(HiveRecorder::new(), "127.0.0.1:0", vec![("/a.json", doc)])
+            .unwrap();
+    let (head, body) = get(server.local_addr(), "/a.json");
+    assert!(head.contains("application/json"), "{head}");
+    assert_eq!(body, "{}");
+}
+
+#[test]
 fn chromium_draws_the_dashboard_from_recorded_data() {
     let Some(chromium) = tool("chromium") else {
         return;
