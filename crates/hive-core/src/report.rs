@@ -74,6 +74,10 @@ pub struct SystemReport {
     /// Per-agent figures of named agents and those spawned with
     /// `metrics(true)` (bounded by `max_observed_agents`).
     pub agents: Vec<AgentReport>,
+    /// The measured windows kept ([`SwarmSystem::history`](crate::SwarmSystem::history)):
+    /// `(windows, bytes they hold, most bytes they may hold)`; `None`
+    /// without the `metrics` feature.
+    pub history: Option<(usize, usize, usize)>,
 }
 
 /// One agent's figures.
@@ -194,6 +198,7 @@ pub(crate) fn measure(inner: &SystemInner) -> SystemReport {
         messages_delivered: comm.delivered,
         messages_undeliverable: comm.undeliverable,
         agents_running: inner.directory.len(),
+        history: history(inner),
         handler_panics: inner.handler_panics.load(Ordering::Relaxed),
         agents: agent_reports(inner),
     }
@@ -317,6 +322,7 @@ impl SystemReport {
                 ),
             ),
             ("Pool hit rates", self.pool_text()),
+            ("Window history kept", self.history_text()),
             (
                 "Delivery success",
                 format!(
@@ -328,6 +334,17 @@ impl SystemReport {
                 ),
             ),
         ]
+    }
+
+    fn history_text(&self) -> String {
+        match self.history {
+            Some((windows, bytes, most)) => format!(
+                "{windows} windows, {:.1} KB (at most {:.1} KB)",
+                bytes as f64 / 1e3,
+                most as f64 / 1e3
+            ),
+            None => "n/a (metrics feature off)".into(),
+        }
     }
 
     fn latency_text(&self) -> String {
@@ -414,4 +431,17 @@ impl fmt::Display for SystemReport {
         }
         Ok(())
     }
+}
+
+/// The watch's history: windows kept, their bytes, the bound.
+#[cfg(feature = "metrics")]
+fn history(inner: &SystemInner) -> Option<(usize, usize, usize)> {
+    let watch = inner.watch.as_ref()?;
+    let kept = watch.history_len();
+    Some((kept, kept * watch.window_bytes(), watch.max_history_bytes()))
+}
+
+#[cfg(not(feature = "metrics"))]
+fn history(_: &SystemInner) -> Option<(usize, usize, usize)> {
+    None
 }

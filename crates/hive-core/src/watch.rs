@@ -102,6 +102,16 @@ impl Watch {
         self.config.windows
     }
 
+    /// Windows kept now.
+    pub(crate) fn history_len(&self) -> usize {
+        lock(&self.history).len()
+    }
+
+    /// Bytes one kept window takes.
+    pub(crate) fn window_bytes(&self) -> usize {
+        std::mem::size_of::<Window>()
+    }
+
     /// Bytes the history holds at most (entries are fixed-size).
     pub(crate) fn max_history_bytes(&self) -> usize {
         self.config.windows * std::mem::size_of::<Window>()

@@ -87,6 +87,13 @@ fn a_default_system_records_every_component_and_serves_it() {
             > 0
     });
     until("two measured windows", || sys.history().len() >= 2);
+    let (windows, bytes, most) = sys.report().history.unwrap();
+    assert!(
+        windows >= 2 && bytes > 0 && bytes <= most,
+        "{windows} {bytes} {most}"
+    );
+    assert_eq!(most, 100 * std::mem::size_of::<hive_core::Window>());
+    assert!(sys.report().to_string().contains("Window history kept"));
 
     let text = get(addr, "/metrics");
     assert!(text.contains("hive_messaging_delivered_total"), "{text}");

@@ -40,7 +40,10 @@ mod tests {
     use super::*;
 
     #[test]
-    #[cfg_attr(miri, ignore = "reads the kernel's clock of the interpreter's own thread")]
+    #[cfg_attr(
+        miri,
+        ignore = "reads the kernel's clock of the interpreter's own thread"
+    )]
     fn a_spinning_thread_uses_cpu_and_a_sleeping_one_does_not() {
         if !std::path::Path::new("/proc/thread-self").exists() {
             return; // not Linux: unknown by design
