@@ -124,7 +124,7 @@ pub(crate) fn publish(stats: &PoolStats) {
     metrics::gauge!("hive_pool_peak_in_use", "pool" => pool.clone()).set(stats.peak_in_use as f64);
     metrics::gauge!("hive_pool_idle", "pool" => pool.clone()).set(stats.idle as f64);
     metrics::gauge!("hive_pool_target", "pool" => pool.clone()).set(stats.target as f64);
-    metrics::gauge!("hive_pool_bytes_retained", "pool" => pool).set(stats.bytes_retained as f64);
+    metrics::gauge!("hive_pool_retained_bytes", "pool" => pool).set(stats.bytes_retained as f64);
 }
 
 #[cfg(feature = "metrics")]
@@ -145,7 +145,7 @@ fn describe() {
     );
     metrics::describe_gauge!("hive_pool_target", "Auto-sized target of idle objects");
     metrics::describe_gauge!(
-        "hive_pool_bytes_retained",
+        "hive_pool_retained_bytes",
         metrics::Unit::Bytes,
         "Heap bytes retained by idle objects"
     );

@@ -46,5 +46,5 @@ fn maintain_publishes_labelled_figures() {
         seen.get("hive_pool_hit_ratio"),
         Some(&DebugValue::Gauge(0.5.into()))
     );
-    assert!(seen.contains_key("hive_pool_bytes_retained"));
+    assert!(seen.contains_key("hive_pool_retained_bytes"));
 }

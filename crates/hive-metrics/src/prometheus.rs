@@ -144,6 +144,21 @@ fn header(
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// The exposition name of a metric: sanitised, and ending in its unit
+/// (`_seconds`, `_bytes`) when one was described and the name lacks it.
+fn exposed(name: &str, snapshot: &Snapshot) -> String {
+    with_unit(sanitize(name, true), snapshot.units.get(name))
+}
+
+fn with_unit(base: String, unit: Option<&String>) -> String {
+    match unit.map(String::as_str) {
+        Some(unit @ ("seconds" | "bytes")) if !base.ends_with(&format!("_{unit}")) => {
+            format!("{base}_{unit}")
+        }
+        _ => base,
+    }
+}
+
 /// Renders `snapshot` in the text exposition format.
 pub fn render(snapshot: &Snapshot) -> String {
     let mut out = String::with_capacity(
@@ -153,24 +168,25 @@ pub fn render(snapshot: &Snapshot) -> String {
 
     let mut seen = None;
     for c in &snapshot.counters {
-        let base = sanitize(&c.name, true);
-        let name = if base.ends_with("_total") {
-            base
-        } else {
-            format!("{base}_total")
-        };
+        // The unit goes before `_total`: `sent_bytes_total`.
+        let bare = c.name.strip_suffix("_total").unwrap_or(&c.name);
+        let unit = snapshot
+            .units
+            .get(&c.name)
+            .or_else(|| snapshot.units.get(bare));
+        let name = format!("{}_total", with_unit(sanitize(bare, true), unit));
         header(&mut out, &mut seen, &name, help(&c.name), "counter");
         line(&mut out, &name, "", &c.labels, None, &c.value.to_string());
     }
     let mut seen = None;
     for g in &snapshot.gauges {
-        let name = sanitize(&g.name, true);
+        let name = exposed(&g.name, snapshot);
         header(&mut out, &mut seen, &name, help(&g.name), "gauge");
         line(&mut out, &name, "", &g.labels, None, &number(g.value));
     }
     let mut seen = None;
     for h in &snapshot.histograms {
-        let name = sanitize(&h.name, true);
+        let name = exposed(&h.name, snapshot);
         if !h.buckets.is_empty() {
             header(&mut out, &mut seen, &name, help(&h.name), "histogram");
             for (bound, below) in &h.buckets {

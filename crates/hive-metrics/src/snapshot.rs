@@ -111,6 +111,10 @@ pub struct Snapshot {
     pub histograms: Vec<HistogramSummary>,
     /// Help texts given with `describe_*!`, by metric name.
     pub descriptions: BTreeMap<String, String>,
+    /// Units given with `describe_*!` (`"seconds"`, `"bytes"`, ...), by
+    /// metric name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub units: BTreeMap<String, String>,
 }
 
 impl Snapshot {
@@ -240,10 +244,18 @@ pub(crate) fn take(inner: &Source<'_>) -> Snapshot {
     let (span, rates) = lock(inner.rates).observe(now, inner.rate_window, current);
     let counters = with_rates(counters, &rates, |c, r| c.rate_per_sec = r, |c| &c.name);
     let histograms = with_rates(histograms, &rates, |h, r| h.rate_per_sec = r, |h| &h.name);
-    let descriptions = lock(inner.descriptions)
-        .iter()
-        .map(|(k, d)| (k.clone(), d.help.clone()))
-        .collect();
+    let (descriptions, units) = {
+        let described = lock(inner.descriptions);
+        let help = described
+            .iter()
+            .map(|(k, d)| (k.clone(), d.help.clone()))
+            .collect();
+        let units = described
+            .iter()
+            .filter_map(|(k, d)| Some((k.clone(), d.unit?.as_str().to_string())))
+            .collect();
+        (help, units)
+    };
     Snapshot {
         taken_at_unix_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -254,6 +266,7 @@ pub(crate) fn take(inner: &Source<'_>) -> Snapshot {
         gauges: gauges(inner),
         histograms,
         descriptions,
+        units,
     }
 }
 
@@ -299,6 +312,13 @@ fn histograms(
     current: &mut HashMap<SeriesId, f64>,
 ) -> Vec<(SeriesId, HistogramSummary)> {
     let mut histograms = Vec::new();
+    // A histogram described in seconds is matched as `<name>_seconds`,
+    // the name it is exposed under.
+    let in_seconds: std::collections::HashSet<String> = lock(inner.descriptions)
+        .iter()
+        .filter(|(_, d)| d.unit == Some(Unit::Seconds))
+        .map(|(k, _)| k.clone())
+        .collect();
     inner.registry.visit_histograms(|key, h| {
         let s = h.snapshot();
         current.insert(series_id(b'h', key), s.count() as f64);
@@ -324,7 +344,12 @@ fn histograms(
                 clamped_negative: h.negative(),
                 buckets: inner
                     .config
-                    .buckets_for(key.name())
+                    .buckets_for(&match in_seconds.contains(key.name())
+                        && !key.name().ends_with("_seconds")
+                    {
+                        true => format!("{}_seconds", key.name()),
+                        false => key.name().to_string(),
+                    })
                     .map(|bounds| cumulative(&s, bounds))
                     .unwrap_or_default(),
             },

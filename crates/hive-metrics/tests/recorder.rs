@@ -195,6 +195,28 @@ fn prometheus_text_has_types_help_and_escaped_labels() {
 }
 
 #[test]
+fn described_units_end_the_exposed_names() {
+    let r = HiveRecorder::new();
+    record(&r, || {
+        metrics::describe_histogram!("rpc", metrics::Unit::Seconds, "RPC time");
+        metrics::describe_counter!("sent", metrics::Unit::Bytes, "Bytes sent");
+        metrics::describe_gauge!("heap_bytes", metrics::Unit::Bytes, "Heap");
+        metrics::histogram!("rpc").record(0.5);
+        metrics::counter!("sent").increment(10);
+        metrics::gauge!("heap_bytes").set(1.0);
+    });
+    let text = r.render_prometheus();
+    assert!(text.contains("# TYPE rpc_seconds histogram\n"), "{text}");
+    assert!(text.contains("# HELP rpc_seconds RPC time\n"), "{text}");
+    assert!(text.contains("sent_bytes_total 10\n"), "{text}");
+    assert!(
+        text.contains("heap_bytes 1\n") && !text.contains("heap_bytes_bytes"),
+        "{text}"
+    );
+    assert_eq!(r.snapshot().units["rpc"], "seconds");
+}
+
+#[test]
 fn counters_that_would_share_a_prometheus_name_are_kept_apart_and_reported() {
     let r = HiveRecorder::new();
     record(&r, || {
