@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hive_types::{HiveError, HiveResult};
@@ -89,7 +89,7 @@ pub struct HiveRecorder {
 }
 
 /// The recorder [`HiveRecorder::install`] made global.
-static INSTALLED: OnceLock<HiveRecorder> = OnceLock::new();
+static INSTALLED: Mutex<Option<HiveRecorder>> = Mutex::new(None);
 
 impl Default for HiveRecorder {
     fn default() -> Self {
@@ -128,17 +128,20 @@ impl HiveRecorder {
 
     /// Installs this recorder as the global `metrics` recorder.
     pub fn install(&self) -> HiveResult<()> {
+        // Under the lock, so `installed` never misses a recorder that is
+        // already global (two systems built at once).
+        let mut installed = lock(&INSTALLED);
         metrics::set_global_recorder(self.clone()).map_err(|_| HiveError::AlreadySet {
             what: "the global metrics recorder (install once, at startup, or use metrics::with_local_recorder)",
         })?;
-        let _ = INSTALLED.set(self.clone());
+        *installed = Some(self.clone());
         Ok(())
     }
 
     /// The hive recorder installed as the global one, if one was (by
     /// [`install`](Self::install)).
     pub fn installed() -> Option<HiveRecorder> {
-        INSTALLED.get().cloned()
+        lock(&INSTALLED).clone()
     }
 
     /// The configuration in use.
