@@ -10,31 +10,24 @@
     clippy::print_stderr
 )]
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hive_core::metrics::{Alert, WatchConfig};
 use hive_core::{Message, SwarmSystem, SyncContext};
 
+// The same outside-tool helpers as hive-metrics' own tool tests.
+#[path = "../../hive-metrics/tests/support/outside.rs"]
+mod outside;
+
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The body of `GET path`, which must answer 200.
 fn get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let (head, body) = outside::get(addr, path);
     assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
-    body.to_string()
+    body
 }
 
 fn json(addr: SocketAddr, path: &str) -> serde_json::Value {
@@ -47,18 +40,6 @@ fn until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn tool(name: &str) -> Option<PathBuf> {
-    let p = PathBuf::from("/usr/bin").join(name);
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("HIVE_CI").is_some() {
-        panic!("{name} is required in CI (.ci/run installs it) but was not found");
-    }
-    eprintln!("note: {name} not installed; this check is skipped locally (CI requires it)");
-    None
 }
 
 #[test]
@@ -108,28 +89,7 @@ fn a_default_system_records_every_component_and_serves_it() {
     assert!(alerts["alerts"].is_array(), "{alerts}");
     assert!(get(addr, "/").contains("<html"), "the dashboard");
 
-    if let Some(promtool) = tool("promtool") {
-        let mut child = Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool rejected the served metrics:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    outside::promtool_accepts(&text);
     sys.shutdown(WAIT);
     assert!(TcpStream::connect(addr).is_err(), "shutdown stops serving");
 }
@@ -185,7 +145,7 @@ fn a_memory_jump_raises_one_alert_to_the_hook_the_system_and_the_endpoint() {
 
 #[test]
 fn a_freshly_opened_dashboard_shows_the_history_and_alerts_the_server_kept() {
-    let Some(chromium) = tool("chromium") else {
+    let Some(chromium) = outside::tool("chromium") else {
         return;
     };
     let sys = SwarmSystem::builder()
@@ -203,39 +163,9 @@ fn a_freshly_opened_dashboard_shows_the_history_and_alerts_the_server_kept() {
     // Windows pile up before any page is open: a new page (a reload) must
     // show them, from the server.
     until("windows", || sys.history().len() >= 10);
-    let profile = std::env::temp_dir().join(format!("hive-core-chromium-{}", std::process::id()));
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=3000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("http://{}/", sys.metrics_addr().unwrap()))
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let at = dom
-        .find("data-metric=\"history\" data-points=\"")
-        .unwrap_or_else(|| panic!("no history chart:\n{dom}"));
-    let points: usize = dom[at..]
-        .split("data-points=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
+    let url = format!("http://{}/", sys.metrics_addr().unwrap());
+    let dom = outside::chromium_dom(chromium, &url, 3000);
+    let points = outside::chart_points(&dom, "history");
     assert!(points >= 10, "the page drew {points} of the kept windows");
     // Another test here moves this process's memory: there may be alerts.
     assert!(dom.contains("data-alerts="), "the alerts panel:\n{dom}");

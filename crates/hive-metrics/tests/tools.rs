@@ -19,19 +19,9 @@ use std::time::Duration;
 
 use hive_metrics::{HiveRecorder, MetricsServer};
 
-fn tool(name: &str) -> Option<PathBuf> {
-    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin"] {
-        let p = PathBuf::from(dir).join(name);
-        if p.exists() {
-            return Some(p);
-        }
-    }
-    if std::env::var_os("HIVE_CI").is_some() {
-        panic!("{name} is required in CI (.ci/run installs it) but was not found");
-    }
-    eprintln!("note: {name} not installed; this check is skipped locally (CI requires it)");
-    None
-}
+#[path = "support/outside.rs"]
+mod outside;
+use outside::{chart_points, chromium_dom, get, promtool_accepts, tool};
 
 const HOSTILE: &str = "<img src=x onerror=\"document.title='pwned'\">";
 
@@ -62,51 +52,7 @@ fn recorder_with_data() -> HiveRecorder {
 
 #[test]
 fn promtool_accepts_the_exposition_text() {
-    let Some(promtool) = tool("promtool") else {
-        return;
-    };
-    let text = recorder_with_data().render_prometheus();
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "promtool rejected:\n{report}\n---\n{text}"
-    );
-    assert!(
-        report.trim().is_empty(),
-        "promtool lint findings:\n{report}\n---\n{text}"
-    );
-}
-
-fn get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.to_string(), body.to_string())
+    promtool_accepts(&recorder_with_data().render_prometheus());
 }
 
 #[test]
@@ -172,44 +118,8 @@ fn chromium_draws_the_dashboard_from_recorded_data() {
         return;
     };
     let server = MetricsServer::start(recorder_with_data(), "127.0.0.1:0").unwrap();
-    let profile = std::env::temp_dir().join(format!("hive-chromium-{}", std::process::id()));
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=4000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("http://{}/", server.local_addr()))
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let points = |metric: &str| {
-        let at = dom
-            .find(&format!("data-metric=\"{metric}\" data-points=\""))
-            .unwrap_or_else(|| panic!("no chart for {metric}:\n{dom}"));
-        let rest = &dom[at..];
-        let start = rest.find("data-points=\"").unwrap() + "data-points=\"".len();
-        rest[start..]
-            .split('"')
-            .next()
-            .unwrap()
-            .parse::<usize>()
-            .unwrap()
-    };
+    let dom = chromium_dom(chromium, &format!("http://{}/", server.local_addr()), 4000);
+    let points = |metric: &str| chart_points(&dom, metric);
     for metric in [
         "throughput",
         "latency",
