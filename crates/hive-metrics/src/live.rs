@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use hive_types::{HiveError, HiveResult};
 
-use crate::regression::{regressed, Alert, BaselineEntry, Thresholds};
+use crate::regression::{count, Alert, Judgement, Thresholds, Window};
 
 /// How a [`LiveWatch`] learns its baseline and when it raises alerts.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,9 +133,8 @@ impl LiveWatch {
                 self.recent.pop_front();
             }
             self.recent.push_back(alert.clone());
-            metrics::counter!("hive_metrics_regression_alerts_total", "figure" => alert.key.clone())
-                .increment(1);
         }
+        count(&alerts);
         alerts
     }
 
@@ -164,35 +163,25 @@ impl LiveWatch {
     }
 }
 
-/// Judges one figure's window: learns it if normal, counts the streak if
-/// not, and returns an alert when the streak reaches `consecutive`.
+/// Judges one figure's window once it has a baseline (the median of its
+/// normal windows after warm-up): a normal window is learned.
 fn judge(figure: &mut Figure, name: &str, value: f64, config: &WatchConfig) -> Option<Alert> {
     let baseline = (figure.normal.len() >= config.warmup_windows)
         .then(|| median(&figure.normal))
         .flatten();
-    let entry = baseline.map(|b| BaselineEntry {
-        value: b,
-        higher_is_better: figure.higher_is_better,
-        unit: String::new(),
-    });
-    match entry {
-        Some(entry) if regressed(&entry, value, &config.thresholds) => {
-            figure.streak += 1;
-            (figure.streak == config.thresholds.consecutive).then(|| Alert {
-                key: name.to_string(),
-                baseline: entry.value,
-                current: value,
-                change: if entry.value == 0.0 {
-                    0.0
-                } else {
-                    value / entry.value - 1.0
-                },
-                higher_is_better: figure.higher_is_better,
-                windows: figure.streak,
-            })
+    let judgement = match baseline {
+        Some(baseline) => Window {
+            key: name,
+            baseline,
+            higher_is_better: figure.higher_is_better,
+            now: value,
         }
-        _ => {
-            figure.streak = 0;
+        .judge(&config.thresholds, &mut figure.streak),
+        None => Judgement::Normal,
+    };
+    match judgement {
+        Judgement::Regressed(alert) => alert,
+        Judgement::Normal => {
             if figure.normal.len() == config.baseline_windows {
                 figure.normal.pop_front();
             }

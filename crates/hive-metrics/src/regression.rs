@@ -255,31 +255,18 @@ impl RegressionDetector {
                 continue;
             };
             let streak = self.streaks.entry(key.clone()).or_insert(0);
-            if !regressed(entry, now, &self.thresholds) {
-                *streak = 0;
-                continue;
-            }
-            *streak += 1;
-            if *streak == self.thresholds.consecutive {
-                alerts.push(Alert {
-                    key: key.clone(),
-                    baseline: entry.value,
-                    current: now,
-                    change: if entry.value == 0.0 {
-                        0.0
-                    } else {
-                        now / entry.value - 1.0
-                    },
-                    higher_is_better: entry.higher_is_better,
-                    windows: *streak,
-                });
+            let window = Window {
+                key,
+                baseline: entry.value,
+                higher_is_better: entry.higher_is_better,
+                now,
+            };
+            if let Judgement::Regressed(Some(alert)) = window.judge(&self.thresholds, streak) {
+                alerts.push(alert);
             }
         }
         self.fired += alerts.len() as u64;
-        if !alerts.is_empty() {
-            metrics::counter!("hive_metrics_regression_alerts_total")
-                .increment(alerts.len() as u64);
-        }
+        count(&alerts);
         alerts
     }
 
@@ -307,11 +294,59 @@ impl RegressionDetector {
     }
 }
 
-/// Whether `now` is past `t`'s threshold from `entry`.
-pub(crate) fn regressed(entry: &BaselineEntry, now: f64, t: &Thresholds) -> bool {
-    if entry.higher_is_better {
-        now < entry.value * (1.0 - t.throughput_drop)
-    } else {
-        now > entry.value * (1.0 + t.latency_rise)
+/// One figure's value in one window, beside its baseline.
+pub(crate) struct Window<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) baseline: f64,
+    pub(crate) higher_is_better: bool,
+    pub(crate) now: f64,
+}
+
+/// What one window says about a figure.
+pub(crate) enum Judgement {
+    /// Within the threshold: the streak starts again.
+    Normal,
+    /// Past it: the streak grew, and reached `consecutive` with the alert.
+    Regressed(Option<Alert>),
+}
+
+impl Window<'_> {
+    /// Whether the value is past `t`'s threshold from the baseline.
+    fn regressed(&self, t: &Thresholds) -> bool {
+        if self.higher_is_better {
+            self.now < self.baseline * (1.0 - t.throughput_drop)
+        } else {
+            self.now > self.baseline * (1.0 + t.latency_rise)
+        }
+    }
+
+    /// Advances the figure's `streak` of regressed windows; an alert comes
+    /// once, when it reaches `t.consecutive`.
+    pub(crate) fn judge(&self, t: &Thresholds, streak: &mut u32) -> Judgement {
+        if !self.regressed(t) {
+            *streak = 0;
+            return Judgement::Normal;
+        }
+        *streak += 1;
+        Judgement::Regressed((*streak == t.consecutive).then(|| Alert {
+            key: self.key.to_string(),
+            baseline: self.baseline,
+            current: self.now,
+            change: if self.baseline == 0.0 {
+                0.0
+            } else {
+                self.now / self.baseline - 1.0
+            },
+            higher_is_better: self.higher_is_better,
+            windows: *streak,
+        }))
+    }
+}
+
+/// Counts alerts in `hive_metrics_regression_alerts_total{figure}`.
+pub(crate) fn count(alerts: &[Alert]) {
+    for alert in alerts {
+        metrics::counter!("hive_metrics_regression_alerts_total", "figure" => alert.key.clone())
+            .increment(1);
     }
 }
