@@ -136,22 +136,15 @@ impl Watch {
     ) {
         let now = Instant::now();
         let mut mark = lock(&self.mark);
-        if mark
+        // Not started yet (`start` runs before the first tick), or the
+        // window is still open.
+        let Some(start) = mark
             .as_ref()
-            .is_some_and(|m| now.duration_since(m.at) < self.config.window)
-        {
-            return;
-        }
-        let (handled, latency, cpu) = (handled(), latency(), procstat::cpu_time());
-        let Some(start) = mark.as_ref() else {
-            *mark = Some(Mark {
-                at: now,
-                handled,
-                latency,
-                cpu,
-            });
+            .filter(|m| now.duration_since(m.at) >= self.config.window)
+        else {
             return;
         };
+        let (handled, latency, cpu) = (handled(), latency(), procstat::cpu_time());
         let secs = now.duration_since(start.at).as_secs_f64().max(1e-9);
         let in_window = latency.since(&start.latency);
         let timed = in_window.count() > 0;
