@@ -42,21 +42,32 @@ fn until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn a_default_system_records_every_component_and_serves_it() {
-    let sys = SwarmSystem::builder()
+/// A system ticking every 10 ms, keeping `windows` windows of `window`,
+/// serving on a free loopback port.
+fn served(window: Duration, windows: usize) -> SwarmSystem {
+    SwarmSystem::builder()
         .tick_interval(Duration::from_millis(10))
-        .history(Duration::from_millis(50), 100)
+        .history(window, windows)
         .serve("127.0.0.1:0")
         .build()
-        .unwrap();
-    let addr = sys.metrics_addr().unwrap();
+        .unwrap()
+}
+
+/// 1,000 messages to an agent that does nothing with them.
+fn handle_some(sys: &SwarmSystem) {
     let agent = sys
         .spawn_sync(|_m: Message, _ctx: &mut SyncContext<'_>| {})
         .unwrap();
     for _ in 0..1000 {
         sys.tell(agent.id(), "x").unwrap();
     }
+}
+
+#[test]
+fn a_default_system_records_every_component_and_serves_it() {
+    let sys = served(Duration::from_millis(50), 100);
+    let addr = sys.metrics_addr().unwrap();
+    handle_some(&sys);
     assert!(sys.quiesce(WAIT));
     // The messaging crate records through the `metrics` facade: its
     // counter reaching the system's recorder means the recorder is global.
@@ -148,18 +159,8 @@ fn a_freshly_opened_dashboard_shows_the_history_and_alerts_the_server_kept() {
     let Some(chromium) = outside::tool("chromium") else {
         return;
     };
-    let sys = SwarmSystem::builder()
-        .tick_interval(Duration::from_millis(10))
-        .history(Duration::from_millis(20), 1000)
-        .serve("127.0.0.1:0")
-        .build()
-        .unwrap();
-    let agent = sys
-        .spawn_sync(|_m: Message, _ctx: &mut SyncContext<'_>| {})
-        .unwrap();
-    for _ in 0..1000 {
-        sys.tell(agent.id(), "x").unwrap();
-    }
+    let sys = served(Duration::from_millis(20), 1000);
+    handle_some(&sys);
     // Windows pile up before any page is open: a new page (a reload) must
     // show them, from the server.
     until("windows", || sys.history().len() >= 10);
