@@ -15,6 +15,15 @@ pub struct RecorderConfig {
     pub precision: u8,
     /// Window over which snapshots compute rates per second.
     pub rate_window: Duration,
+    /// Window the quantiles of a snapshot cover (default 60 s): see
+    /// [`WindowQuantiles`](crate::WindowQuantiles). Counts, sums and
+    /// Prometheus histograms stay cumulative.
+    pub quantile_window: Duration,
+    /// Heap bytes the past histogram copies behind the quantile window may
+    /// take, all series together (default 16 MiB); beyond it a series'
+    /// window goes stale (its span grows) and
+    /// `hive_metrics_window_copies_skipped_total` counts the copies not kept.
+    pub quantile_window_bytes: usize,
     /// Histograms exposed to Prometheus as histograms, with these bucket
     /// bounds, by name pattern (`*` at either end matches anything; the
     /// first match wins); the others are summaries. Default: names ending
@@ -40,6 +49,12 @@ impl RecorderConfig {
         }
         if self.rate_window.is_zero() {
             return Err(HiveError::config("rate_window", "must be more than zero"));
+        }
+        if self.quantile_window.is_zero() {
+            return Err(HiveError::config(
+                "quantile_window",
+                "must be more than zero",
+            ));
         }
         for (pattern, bounds) in &self.histogram_buckets {
             let ascending = bounds.iter().zip(bounds.iter().skip(1)).all(|(a, b)| a < b);
@@ -88,6 +103,8 @@ impl Default for RecorderConfig {
             cardinality_limit: 1000,
             precision: hive_types::histogram::PRECISE,
             rate_window: Duration::from_secs(10),
+            quantile_window: Duration::from_secs(60),
+            quantile_window_bytes: 16 << 20,
             histogram_buckets: vec![("*_seconds".into(), RecorderConfig::seconds_buckets())],
         }
     }

@@ -10,8 +10,9 @@
 //!   every sample until it renders. A cardinality limit per metric name
 //!   routes extra label sets to one overflow series.
 //! - [`Snapshot`]: every series with rates per second, min/max/mean and
-//!   P50/P95/P99/P999, as a typed struct, as JSON, and as Prometheus text
-//!   exposition format 0.0.4 ([`prometheus::render`]).
+//!   P50/P95/P99/P999 over the whole run and over a recent window
+//!   ([`WindowQuantiles`], 60 s by default), as a typed struct, as JSON,
+//!   and as Prometheus text exposition format 0.0.4 ([`prometheus::render`]).
 //! - `MetricsServer` (feature `http`): `/metrics`, `/metrics.json` and a
 //!   self-contained live dashboard at `/`.
 //! - [`PerformanceMonitor`]: samples on an interval into a bounded history
@@ -50,6 +51,7 @@ mod recorder;
 mod regression;
 mod series;
 mod snapshot;
+mod window;
 
 #[cfg(feature = "http")]
 mod http;
@@ -67,3 +69,4 @@ pub use monitor::PerformanceMonitor;
 pub use recorder::{HiveRecorder, OVERFLOW_LABEL};
 pub use regression::{Alert, Baseline, BaselineEntry, RegressionDetector, Thresholds};
 pub use snapshot::{CounterSample, GaugeSample, HistogramSummary, Labels, Snapshot};
+pub use window::WindowQuantiles;

@@ -3,8 +3,8 @@
 //! Counters get a `_total` suffix if they lack one; histograms with bucket
 //! bounds (by default those named `*_seconds`) are exposed as histograms
 //! (`_bucket{le}`, `_sum`, `_count`: `histogram_quantile` works on them),
-//! the others as summaries (quantiles 0.5, 0.95, 0.99, 0.999 plus `_sum`
-//! and `_count`); names and label names are sanitised, label values and
+//! the others as summaries (quantiles 0.5, 0.95, 0.99, 0.999 over the
+//! recent window, plus cumulative `_sum` and `_count`); names and label names are sanitised, label values and
 //! help texts escaped.
 
 use std::fmt::Write;
@@ -214,12 +214,14 @@ pub fn render(snapshot: &Snapshot) -> String {
             continue;
         }
         header(&mut out, &mut seen, &name, help(&h.name), "summary");
-        for (q, v) in [
-            ("0.5", h.p50),
-            ("0.95", h.p95),
-            ("0.99", h.p99),
-            ("0.999", h.p999),
-        ] {
+        // Quantiles over the recent window (NaN when it saw no sample);
+        // the whole run's until a window exists. `_sum`, `_count` cumulative.
+        let quantiles = match &h.window {
+            Some(w) if w.count == 0 => [f64::NAN; 4],
+            Some(w) => [w.p50, w.p95, w.p99, w.p999],
+            None => [h.p50, h.p95, h.p99, h.p999],
+        };
+        for (q, v) in ["0.5", "0.95", "0.99", "0.999"].into_iter().zip(quantiles) {
             line(
                 &mut out,
                 &name,

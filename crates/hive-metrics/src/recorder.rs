@@ -15,6 +15,7 @@ use metrics_util::registry::Registry;
 use crate::config::RecorderConfig;
 use crate::series::HiveStorage;
 use crate::snapshot::{self, Description, RateTracker, Snapshot, Source};
+use crate::window::QuantileTracker;
 
 /// Label added to the series that collects registrations beyond the
 /// cardinality limit of a metric name.
@@ -56,6 +57,7 @@ pub(crate) struct Inner {
     pub(crate) collided: AtomicU64,
     pub(crate) descriptions: Mutex<HashMap<String, Description>>,
     pub(crate) rates: Mutex<RateTracker>,
+    pub(crate) windows: Mutex<QuantileTracker>,
     pub(crate) started: Instant,
 }
 
@@ -120,6 +122,7 @@ impl HiveRecorder {
                 overflowed: AtomicU64::new(0),
                 descriptions: Mutex::new(HashMap::new()),
                 rates: Mutex::new(RateTracker::default()),
+                windows: Mutex::new(QuantileTracker::default()),
                 started: Instant::now(),
                 config,
             }),
@@ -155,6 +158,7 @@ impl HiveRecorder {
         let mut snapshot = snapshot::take(&Source {
             registry: &inner.registry,
             rates: &inner.rates,
+            windows: &inner.windows,
             rate_window: inner.config.rate_window,
             descriptions: &inner.descriptions,
             started: inner.started,
@@ -166,6 +170,14 @@ impl HiveRecorder {
                 "hive_metrics_name_collisions_total",
                 collided,
                 "Counters renamed <name>_collided because another counter had their Prometheus name",
+            );
+        }
+        let skipped = lock(&inner.windows).skipped;
+        if skipped > 0 {
+            snapshot.add_counter(
+                "hive_metrics_window_copies_skipped_total",
+                skipped,
+                "Histogram copies not kept for the quantile window because quantile_window_bytes was spent",
             );
         }
         snapshot
@@ -194,6 +206,12 @@ impl HiveRecorder {
             .registry
             .visit_histograms(|_, h| bytes += h.allocated_bytes());
         bytes
+    }
+
+    /// Heap bytes held by the histogram copies behind the quantile window
+    /// (at most [`RecorderConfig::quantile_window_bytes`]).
+    pub fn window_bytes(&self) -> usize {
+        lock(&self.inner.windows).bytes()
     }
 
     /// Counters that were renamed because another counter already had

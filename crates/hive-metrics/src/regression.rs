@@ -109,8 +109,14 @@ fn measurements(snapshot: &Snapshot) -> Vec<(String, f64, bool)> {
         }
     }
     for h in &snapshot.histograms {
-        if h.count > 0 {
-            out.push((format!("p99:{}", series(&h.name, &h.labels)), h.p99, false));
+        // The recent window's p99 once there is one: a regression shows
+        // there long before it moves the whole run's.
+        let p99 = match &h.window {
+            Some(w) => (w.count > 0).then_some(w.p99),
+            None => (h.count > 0).then_some(h.p99),
+        };
+        if let Some(p99) = p99 {
+            out.push((format!("p99:{}", series(&h.name, &h.labels)), p99, false));
         }
     }
     out

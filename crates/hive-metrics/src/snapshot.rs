@@ -10,6 +10,7 @@ use metrics_util::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use crate::series::{HiveStorage, SCALE};
+use crate::window::WindowQuantiles;
 
 /// Help text and unit given with `describe_*!`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,7 @@ pub(crate) struct Description {
 pub(crate) struct Source<'a> {
     pub(crate) registry: &'a Registry<Key, HiveStorage>,
     pub(crate) rates: &'a Mutex<RateTracker>,
+    pub(crate) windows: &'a Mutex<crate::window::QuantileTracker>,
     pub(crate) rate_window: Duration,
     pub(crate) descriptions: &'a Mutex<HashMap<String, Description>>,
     pub(crate) started: Instant,
@@ -56,7 +58,8 @@ pub struct GaugeSample {
     pub value: f64,
 }
 
-/// A histogram summarised: count, extremes, mean and percentiles.
+/// A histogram summarised: count, extremes, mean and percentiles since it
+/// was created, and percentiles over the recent window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistogramSummary {
     /// Metric name.
@@ -73,14 +76,20 @@ pub struct HistogramSummary {
     pub max: f64,
     /// Mean sample.
     pub mean: f64,
-    /// Median.
+    /// Median, whole run.
     pub p50: f64,
-    /// 95th percentile.
+    /// 95th percentile, whole run.
     pub p95: f64,
-    /// 99th percentile.
+    /// 99th percentile, whole run.
     pub p99: f64,
-    /// 99.9th percentile.
+    /// 99.9th percentile, whole run.
     pub p999: f64,
+    /// Percentiles over the last
+    /// [`quantile_window`](crate::RecorderConfig::quantile_window) (what
+    /// Prometheus summaries show); `None` the first time a snapshot sees
+    /// the series (then the whole run is the only window there is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowQuantiles>,
     /// Samples per second over the rate window (`None` until a window exists).
     pub rate_per_sec: Option<f64>,
     /// Samples below zero, recorded as zero.
@@ -240,7 +249,7 @@ pub(crate) fn take(inner: &Source<'_>) -> Snapshot {
     // Cumulative values by series, for the rate tracker.
     let mut current = HashMap::new();
     let counters = counters(inner, &mut current);
-    let histograms = histograms(inner, &mut current);
+    let histograms = histograms(inner, now, &mut current);
     let (span, rates) = lock(inner.rates).observe(now, inner.rate_window, current);
     let counters = with_rates(counters, &rates, |c, r| c.rate_per_sec = r, |c| &c.name);
     let histograms = with_rates(histograms, &rates, |h, r| h.rate_per_sec = r, |h| &h.name);
@@ -309,6 +318,7 @@ fn gauges(inner: &Source<'_>) -> Vec<GaugeSample> {
 
 fn histograms(
     inner: &Source<'_>,
+    now: Instant,
     current: &mut HashMap<SeriesId, f64>,
 ) -> Vec<(SeriesId, HistogramSummary)> {
     let mut histograms = Vec::new();
@@ -319,10 +329,28 @@ fn histograms(
         .filter(|(_, d)| d.unit == Some(Unit::Seconds))
         .map(|(k, _)| k.clone())
         .collect();
+    let mut windows = lock(inner.windows);
+    let (window, window_bytes) = (
+        inner.config.quantile_window,
+        inner.config.quantile_window_bytes,
+    );
     inner.registry.visit_histograms(|key, h| {
         let s = h.snapshot();
         current.insert(series_id(b'h', key), s.count() as f64);
         let unscale = |v: u64| v as f64 / SCALE;
+        let recent = windows
+            .observe(key.get_hash(), now, &s, window, window_bytes)
+            .map(|(span, w)| {
+                let [p50, p95, p99, p999] = w.quantiles([0.5, 0.95, 0.99, 0.999]).map(unscale);
+                WindowQuantiles {
+                    secs: span.as_secs_f64(),
+                    count: w.count(),
+                    p50,
+                    p95,
+                    p99,
+                    p999,
+                }
+            });
         let sum = s.estimated_sum() / SCALE;
         let count = s.count();
         let [p50, p95, p99, p999] = s.quantiles([0.5, 0.95, 0.99, 0.999]).map(unscale);
@@ -340,6 +368,7 @@ fn histograms(
                 p95,
                 p99,
                 p999,
+                window: recent,
                 rate_per_sec: None,
                 clamped_negative: h.negative(),
                 buckets: inner

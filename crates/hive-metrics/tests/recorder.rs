@@ -308,6 +308,79 @@ fn rates_come_from_successive_snapshots() {
     );
 }
 
+#[test]
+fn windowed_quantiles_follow_a_latency_change_within_the_window() {
+    let window = Duration::from_millis(600);
+    let r = HiveRecorder::with_config(RecorderConfig {
+        quantile_window: window,
+        ..Default::default()
+    })
+    .unwrap();
+    let h = metrics::with_local_recorder(&r, || metrics::histogram!("rpc_latency"));
+    // A steady workload, snapshot every tenth of a second (as a monitor or
+    // a scraper would); its latency jumps from 2 ms to 50 ms.
+    let step = |latency: f64| {
+        for _ in 0..100 {
+            h.record(latency);
+        }
+        let snap = r.snapshot();
+        std::thread::sleep(window / 6);
+        snap.histogram("rpc_latency").unwrap().clone()
+    };
+    let first = step(0.002);
+    assert_eq!(first.window, None, "a first sighting has no earlier copy");
+    let mut before = first;
+    for _ in 0..9 {
+        before = step(0.002);
+    }
+    let w = before.window.clone().unwrap();
+    assert!((w.p50 - 0.002).abs() < 0.0001, "{w:?}");
+    let mut after = before;
+    for _ in 0..10 {
+        after = step(0.050);
+    }
+    let w = after.window.clone().unwrap();
+    assert!(w.count >= 100 && w.secs >= window.as_secs_f64(), "{w:?}");
+    assert!((w.p50 - 0.050).abs() < 0.001, "the window moved on: {w:?}");
+    assert!((w.p99 - 0.050).abs() < 0.001, "{w:?}");
+    assert!(
+        (after.p50 - 0.002).abs() < 0.0001,
+        "the whole run is still mostly 2 ms: {after:?}"
+    );
+    let text = r.render_prometheus();
+    let median = text
+        .lines()
+        .find(|l| l.starts_with("rpc_latency{quantile=\"0.5\"}"))
+        .unwrap();
+    let median: f64 = median.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((median - 0.050).abs() < 0.001, "{text}");
+    assert!(
+        text.contains("rpc_latency_count 2000"),
+        "counts stay cumulative"
+    );
+    assert!(r.window_bytes() > 0);
+}
+
+#[test]
+fn a_window_with_no_sample_shows_nan_quantiles() {
+    let r = HiveRecorder::with_config(RecorderConfig {
+        quantile_window: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .unwrap();
+    record(&r, || metrics::histogram!("idle_wait").record(0.5));
+    r.snapshot();
+    std::thread::sleep(Duration::from_millis(30));
+    r.snapshot();
+    std::thread::sleep(Duration::from_millis(30));
+    let s = r.snapshot();
+    let h = s.histogram("idle_wait").unwrap();
+    assert_eq!(h.window.as_ref().unwrap().count, 0, "{h:?}");
+    assert_eq!(h.count, 1);
+    let text = hive_metrics::prometheus::render(&s);
+    assert!(text.contains("idle_wait{quantile=\"0.99\"} NaN"), "{text}");
+}
+
 fn window(rng: &mut fastrand::Rng, throughput: f64, p99: f64) -> BTreeMap<String, f64> {
     // +-4% noise: inside the 10% / 20% thresholds.
     let noise = |rng: &mut fastrand::Rng| 1.0 + (rng.f64() - 0.5) * 0.08;

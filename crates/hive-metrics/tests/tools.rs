@@ -36,6 +36,9 @@ fn recorder_with_data() -> HiveRecorder {
         metrics::counter!("jobs_total").increment(2);
         metrics::gauge!("hive_pool_hit_ratio", "pool" => "strings").set(0.97);
         metrics::gauge!("hive_pool_hit_ratio", "pool" => "byte_buffers").set(0.91);
+        // A pool never pulled from: no hit rate, listed as unused.
+        metrics::counter!("hive_pool_hits_total", "pool" => "spare").absolute(0);
+        metrics::counter!("hive_pool_misses_total", "pool" => "spare").absolute(0);
         // A hostile label: shown as text, never run as markup.
         metrics::gauge!("hive_pool_hit_ratio", "pool" => HOSTILE).set(0.5);
         metrics::gauge!("hive_cpu_worker_busy_ratio", "worker" => "0").set(0.75);
@@ -69,8 +72,9 @@ fn the_endpoint_serves_text_json_and_the_dashboard() {
     let (head, body) = get(addr, "/metrics.json");
     assert!(head.contains("application/json"), "{head}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    // Two hive counters, jobs, jobs_collided and the collision count.
-    assert_eq!(json["counters"].as_array().unwrap().len(), 5);
+    // Two hive counters, two of an unused pool, jobs, jobs_collided and
+    // the collision count.
+    assert_eq!(json["counters"].as_array().unwrap().len(), 7);
     let (_, page) = get(addr, "/");
     assert!(
         page.contains("<svg") || page.contains("metrics.json"),
@@ -134,6 +138,10 @@ fn chromium_draws_the_dashboard_from_recorded_data() {
         "the strings pool's hit rate is shown:\n{dom}"
     );
     assert!(dom.contains("97.0%"), "a ratio reads as a percentage");
+    assert!(
+        dom.contains("unused (never pulled from): spare"),
+        "a pool nobody pulled from reads as unused:\n{dom}"
+    );
     assert!(
         dom.contains("<title>hive: live metrics</title>") && !dom.contains("pwned</title>"),
         "a label's markup ran in the page:\n{dom}"
