@@ -51,6 +51,8 @@ pub struct SwarmBuilder {
     max_observed: usize,
     optimizations: Optimizations,
     allocations: Option<AllocationCounter>,
+    #[cfg(feature = "tracing")]
+    trace_links: usize,
 }
 
 impl Default for SwarmBuilder {
@@ -95,6 +97,8 @@ impl Default for SwarmBuilder {
             max_observed: 1000,
             optimizations: Optimizations::default(),
             allocations: None,
+            #[cfg(feature = "tracing")]
+            trace_links: 4096,
         }
     }
 }
@@ -301,6 +305,16 @@ impl SwarmBuilder {
         self
     }
 
+    /// Messages whose sending span is kept until they are handled, so the
+    /// recipient's `hive.handle` span is its child (feature `tracing`;
+    /// default 4,096). Beyond it the oldest link is forgotten and counted
+    /// in `hive_trace_links_evicted_total`.
+    #[cfg(feature = "tracing")]
+    pub fn trace_links(mut self, n: usize) -> Self {
+        self.trace_links = n;
+        self
+    }
+
     fn validate(&self) -> HiveResult<()> {
         if self.tick_interval.is_zero() {
             return Err(HiveError::config("tick_interval", "must be more than zero"));
@@ -316,6 +330,10 @@ impl SwarmBuilder {
         }
         if self.agent_threads == 0 {
             return Err(HiveError::config("agent_threads", "must be at least 1"));
+        }
+        #[cfg(feature = "tracing")]
+        if self.trace_links == 0 {
+            return Err(HiveError::config("trace_links", "must be at least 1"));
         }
         if self.max_agents == 0 {
             return Err(HiveError::config("max_agents", "must be at least 1"));
@@ -405,6 +423,8 @@ impl SwarmBuilder {
             max_agents: self.max_agents,
             max_observed: self.max_observed,
             allocations: self.allocations,
+            #[cfg(feature = "tracing")]
+            trace_links: self.trace_links,
         });
         crate::ticker::start(&inner, self.tick_interval)?;
         let system = SwarmSystem::owner(inner);

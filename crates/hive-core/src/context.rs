@@ -90,19 +90,28 @@ impl Context {
     /// Sends `message` (a [`Recipient::Broadcast`] one goes to every other
     /// agent), waiting for room at most the send timeout.
     pub async fn send(&self, message: Message) -> Result<(), Rejected<Message>> {
+        let inner = &self.system.inner;
+        let id = message.id;
+        inner.trace_send(&message);
         if message.recipient.agent() == Some(self.cell.id) {
-            return self.sender().try_send(message);
+            return inner.trace_result(id, self.sender().try_send(message));
         }
         let timeout = self.timeout();
-        let timer = self.system.inner.timer(timeout);
-        self.sender()
+        let timer = inner.timer(timeout);
+        let sent = self
+            .sender()
             .send_async_timeout(message, timeout, timer)
-            .await
+            .await;
+        inner.trace_result(id, sent)
     }
 
     /// Sends without waiting: a full mailbox hands the message back.
     pub fn try_send(&self, message: Message) -> Result<(), Rejected<Message>> {
-        self.sender().try_send(message)
+        let id = message.id;
+        self.system.inner.trace_send(&message);
+        self.system
+            .inner
+            .trace_result(id, self.sender().try_send(message))
     }
 
     /// Sends `payload` to `to` as a `Normal` [`MessageKind::Data`] message.
@@ -151,7 +160,10 @@ impl Context {
     /// Like [`ask`](Self::ask) with a request built by the caller (its
     /// priority, time to live, kind).
     pub async fn request(&self, request: Message, timeout: Duration) -> HiveResult<Message> {
-        self.sender().request_async(request, timeout).await
+        self.system
+            .inner
+            .request_async(self.sender(), request, timeout)
+            .await
     }
 
     /// Sends `payload` to every other agent as a `Broadcast` message; the
@@ -254,15 +266,23 @@ impl SyncContext<'_> {
 
     /// Sends `message`, waiting for room at most the send timeout.
     pub fn send(&self, message: Message) -> Result<(), Rejected<Message>> {
-        if message.recipient.agent() == Some(self.cell.id) {
-            return self.sender().try_send(message);
-        }
-        self.sender().send_timeout(message, self.timeout())
+        let inner = &self.system.inner;
+        let id = message.id;
+        inner.trace_send(&message);
+        let sent = match message.recipient.agent() == Some(self.cell.id) {
+            true => self.sender().try_send(message),
+            false => self.sender().send_timeout(message, self.timeout()),
+        };
+        inner.trace_result(id, sent)
     }
 
     /// Sends without waiting.
     pub fn try_send(&self, message: Message) -> Result<(), Rejected<Message>> {
-        self.sender().try_send(message)
+        let id = message.id;
+        self.system.inner.trace_send(&message);
+        self.system
+            .inner
+            .trace_result(id, self.sender().try_send(message))
     }
 
     /// Sends `payload` to `to` as a `Normal` `Data` message.
@@ -297,8 +317,8 @@ impl SyncContext<'_> {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> HiveResult<Message> {
-        self.sender()
-            .request(Message::request(self.cell.id, to, payload), timeout)
+        let request = Message::request(self.cell.id, to, payload);
+        self.system.inner.request(self.sender(), request, timeout)
     }
 
     /// Sends `payload` to every other agent; see [`Context::broadcast`].

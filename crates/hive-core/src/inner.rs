@@ -11,12 +11,14 @@ use hive_cpubalance::Balancer;
 use hive_messaging::{Communicator, Sender};
 use hive_types::histogram::{AtomicHistogram, PRECISE};
 use hive_types::sync::lock;
-use hive_types::Timestamp;
+use hive_types::{Message, MessageId, Timestamp};
 
 use crate::cell::AgentCell;
 use crate::directory::Directory;
 use crate::lifecycle::{LifecycleEvent, Subscribers};
-use crate::options::{AllocationCounter, BatchBuffer, Optimizations};
+#[cfg(feature = "mempool")]
+use crate::options::BatchBuffer;
+use crate::options::{AllocationCounter, Optimizations};
 use crate::procstat;
 use crate::runtime::{AgentRuntime, Clock, LazyTimer};
 use crate::supervision::{
@@ -62,6 +64,8 @@ pub(crate) struct Parts {
     pub(crate) max_agents: usize,
     pub(crate) max_observed: usize,
     pub(crate) allocations: Option<AllocationCounter>,
+    #[cfg(feature = "tracing")]
+    pub(crate) trace_links: usize,
 }
 
 pub(crate) struct SystemInner {
@@ -105,6 +109,9 @@ pub(crate) struct SystemInner {
     /// (seconds since start, resident bytes), one per tick, bounded.
     pub(crate) rss_samples: Mutex<Vec<(f64, u64)>>,
     pub(crate) ticker: Mutex<Option<Ticker>>,
+    /// Spans that sent messages not yet handled (feature `tracing`).
+    #[cfg(feature = "tracing")]
+    pub(crate) links: crate::trace::Links,
 }
 
 impl SystemInner {
@@ -142,7 +149,75 @@ impl SystemInner {
             allocations: parts.allocations,
             rss_samples: Mutex::new(Vec::new()),
             ticker: Mutex::new(None),
+            #[cfg(feature = "tracing")]
+            links: crate::trace::Links::new(parts.trace_links),
         })
+    }
+
+    /// Remembers the current span as the parent of `message`'s handling
+    /// (feature `tracing`; nothing otherwise).
+    #[inline]
+    pub(crate) fn trace_send(&self, message: &Message) {
+        #[cfg(feature = "tracing")]
+        self.links.remember(message, || {
+            message
+                .recipient
+                .agent()
+                .is_some_and(|a| self.communicator.is_registered(a))
+        });
+        #[cfg(not(feature = "tracing"))]
+        let _ = message;
+    }
+
+    /// Passes `result` on; on an error, forgets what
+    /// [`trace_send`](Self::trace_send) remembered for message `id`.
+    #[inline]
+    pub(crate) fn trace_result<T, E>(&self, id: MessageId, result: Result<T, E>) -> Result<T, E> {
+        #[cfg(feature = "tracing")]
+        if result.is_err() {
+            self.links.forget(id);
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = id;
+        result
+    }
+
+    /// An async request, in a `hive.ask` span with feature `tracing` (the
+    /// request remembers the span).
+    pub(crate) async fn request_async(
+        &self,
+        sender: &Sender,
+        request: Message,
+        timeout: Duration,
+    ) -> hive_types::HiveResult<Message> {
+        #[cfg(feature = "tracing")]
+        let span = crate::trace::ask_span(&request);
+        let id = request.id;
+        let asked = async {
+            self.trace_send(&request);
+            let asked = sender.request_async(request, timeout).await;
+            self.trace_result(id, asked)
+        };
+        #[cfg(feature = "tracing")]
+        let asked = tracing::Instrument::instrument(asked, span);
+        asked.await
+    }
+
+    /// A blocking request, in a `hive.ask` span with feature `tracing`.
+    pub(crate) fn request(
+        &self,
+        sender: &Sender,
+        request: Message,
+        timeout: Duration,
+    ) -> hive_types::HiveResult<Message> {
+        #[cfg(feature = "tracing")]
+        let span = crate::trace::ask_span(&request);
+        #[cfg(feature = "tracing")]
+        let _entered = span.enter();
+        let id = request.id;
+        self.trace_send(&request);
+        let asked = sender.request(request, timeout);
+        self.trace_result(id, asked)
     }
 
     /// Records a handled message: every one counts; one in

@@ -30,6 +30,9 @@
 //!   recent windows (`SwarmSystem::alerts`, `SwarmBuilder::on_alert`) and,
 //!   with `http`, serves metrics, history, alerts and a dashboard
 //!   (`SwarmBuilder::serve`).
+//! - **Traceable** (feature `tracing`): a `hive.handle` span per handled
+//!   message and a `hive.ask` span per ask, linked into one tree across the
+//!   agents of a process (`SwarmBuilder::trace_links`).
 //! - **Bounded and honest**: mailboxes, the directory, metric cardinality
 //!   and the store of undelivered messages are bounded; every accepted
 //!   message ends handled, replied, forwarded, or counted undelivered with
@@ -96,6 +99,8 @@ mod spawn;
 mod supervision;
 mod system;
 mod ticker;
+#[cfg(feature = "tracing")]
+mod trace;
 #[cfg(feature = "metrics")]
 mod watch;
 
@@ -135,6 +140,11 @@ pub use hive_types as types;
 /// The async runtime agents run on, re-exported so a program that depends
 /// on hive-core alone can use its timers and I/O in handlers.
 pub use tokio;
+
+/// The `tracing` facade hive's spans go through (feature `tracing`),
+/// re-exported so a program can open its own spans around requests.
+#[cfg(feature = "tracing")]
+pub use tracing;
 
 /// Resident memory (now and peak) and CPU time of this process, as the
 /// report reads them.

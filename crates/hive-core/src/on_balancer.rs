@@ -233,7 +233,11 @@ impl BalancerAgent {
             cell.begin(system.clock.coarse_ms());
             let started = cell.observed.as_ref().map(|_| Instant::now());
             let Life { agent, .. } = &mut *life;
+            #[cfg(feature = "tracing")]
+            let span = system.links.handle_span(&message, cell);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                #[cfg(feature = "tracing")]
+                let _entered = span.enter();
                 agent.handle(message, &mut ctx)
             }));
             cell.end();

@@ -156,14 +156,23 @@ impl<A: Agent> TokioAgent<A> {
                     Err(_) => break 'life cell.stop_reason(),
                 };
                 let started = begin(&message, &cell, &inner);
+                #[cfg(feature = "tracing")]
+                let span = inner.links.handle_span(&message, &cell);
                 // Each arm makes the handler's future in its own await, so
                 // the task holds one copy of it.
                 let result = match cell.watchdog {
                     Some(w) if w.action == Overrun::Cancel => {
                         let work = guarded(self.agent.handle(message, &mut self.ctx));
+                        #[cfg(feature = "tracing")]
+                        let work = tracing::Instrument::instrument(work, span);
                         Box::pin(within(work, w.limit, &cell, &inner)).await
                     }
-                    _ => Some(guarded(self.agent.handle(message, &mut self.ctx)).await),
+                    _ => {
+                        let work = guarded(self.agent.handle(message, &mut self.ctx));
+                        #[cfg(feature = "tracing")]
+                        let work = tracing::Instrument::instrument(work, span);
+                        Some(work.await)
+                    }
                 };
                 if let Outcome::Panicked(panic) = end(result, started, &cell, &inner) {
                     if !Box::pin(self.recover(&cell, &inner, panic)).await {

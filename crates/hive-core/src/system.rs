@@ -13,7 +13,9 @@ use hive_types::{AgentId, HiveError, HiveResult, Message, Rejected};
 
 use crate::cell::{StopMode, StopReport};
 use crate::inner::{SwarmSystem, SystemInner};
-use crate::options::{BatchBuffer, Optimizations};
+#[cfg(feature = "mempool")]
+use crate::options::BatchBuffer;
+use crate::options::Optimizations;
 use crate::report::SystemReport;
 use crate::spawn::{AgentBuilder, AgentRef};
 
@@ -91,9 +93,11 @@ impl SwarmSystem {
     /// Sends `payload` to `to` as a `Normal` `Data` message from outside
     /// the swarm, waiting for room without limit.
     pub fn tell(&self, to: AgentId, payload: impl Into<Bytes>) -> Result<(), Rejected<Message>> {
+        let message = Message::new(AgentId::nil(), to, payload);
+        let id = message.id;
+        self.inner.trace_send(&message);
         self.inner
-            .outside
-            .send(Message::new(AgentId::nil(), to, payload))
+            .trace_result(id, self.inner.outside.send(message))
     }
 
     /// Asks `to` from outside the swarm and blocks for the reply, at most
@@ -110,9 +114,8 @@ impl SwarmSystem {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> HiveResult<Message> {
-        self.inner
-            .outside
-            .request(Message::request(AgentId::nil(), to, payload), timeout)
+        let request = Message::request(AgentId::nil(), to, payload);
+        self.inner.request(&self.inner.outside, request, timeout)
     }
 
     /// [`ask`](Self::ask) from async code (any executor).
@@ -122,9 +125,9 @@ impl SwarmSystem {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> HiveResult<Message> {
+        let request = Message::request(AgentId::nil(), to, payload);
         self.inner
-            .outside
-            .request_async(Message::request(AgentId::nil(), to, payload), timeout)
+            .request_async(&self.inner.outside, request, timeout)
             .await
     }
 

@@ -92,11 +92,13 @@ impl Watch {
         })
     }
 
+    #[cfg(feature = "http")]
     /// Length of a window, in seconds.
     pub(crate) fn window_secs(&self) -> f64 {
         self.config.window.as_secs_f64()
     }
 
+    #[cfg(feature = "http")]
     /// Windows the history keeps.
     pub(crate) fn max_windows(&self) -> usize {
         self.config.windows
@@ -208,6 +210,7 @@ impl Watch {
         (live.recent(), live.alerts_fired())
     }
 
+    #[cfg(feature = "http")]
     /// Each watched figure's learned baseline.
     pub(crate) fn baselines(&self) -> std::collections::BTreeMap<String, f64> {
         lock(&self.live).baselines()
