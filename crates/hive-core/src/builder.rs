@@ -53,6 +53,8 @@ pub struct SwarmBuilder {
     allocations: Option<AllocationCounter>,
     #[cfg(feature = "tracing")]
     trace_links: usize,
+    #[cfg(feature = "tracing")]
+    trace_propagator: Option<std::sync::Arc<dyn crate::TracePropagator>>,
 }
 
 impl Default for SwarmBuilder {
@@ -99,6 +101,8 @@ impl Default for SwarmBuilder {
             allocations: None,
             #[cfg(feature = "tracing")]
             trace_links: 4096,
+            #[cfg(feature = "tracing")]
+            trace_propagator: None,
         }
     }
 }
@@ -315,6 +319,16 @@ impl SwarmBuilder {
         self
     }
 
+    /// Carries trace contexts to and from other processes (feature
+    /// `tracing`): messages for agents elsewhere take the sending span's
+    /// context, and a message from elsewhere is handled in a span that
+    /// continues its trace. Set it on both sides; see [`TracePropagator`](crate::TracePropagator).
+    #[cfg(feature = "tracing")]
+    pub fn trace_propagator(mut self, propagator: impl crate::TracePropagator) -> Self {
+        self.trace_propagator = Some(std::sync::Arc::new(propagator));
+        self
+    }
+
     fn validate(&self) -> HiveResult<()> {
         if self.tick_interval.is_zero() {
             return Err(HiveError::config("tick_interval", "must be more than zero"));
@@ -425,6 +439,8 @@ impl SwarmBuilder {
             allocations: self.allocations,
             #[cfg(feature = "tracing")]
             trace_links: self.trace_links,
+            #[cfg(feature = "tracing")]
+            trace_propagator: self.trace_propagator,
         });
         crate::ticker::start(&inner, self.tick_interval)?;
         let system = SwarmSystem::owner(inner);

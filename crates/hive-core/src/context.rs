@@ -89,10 +89,10 @@ impl Context {
 
     /// Sends `message` (a [`Recipient::Broadcast`] one goes to every other
     /// agent), waiting for room at most the send timeout.
-    pub async fn send(&self, message: Message) -> Result<(), Rejected<Message>> {
+    pub async fn send(&self, mut message: Message) -> Result<(), Rejected<Message>> {
         let inner = &self.system.inner;
         let id = message.id;
-        inner.trace_send(&message);
+        inner.trace_send(&mut message);
         if message.recipient.agent() == Some(self.cell.id) {
             return inner.trace_result(id, self.sender().try_send(message));
         }
@@ -106,9 +106,9 @@ impl Context {
     }
 
     /// Sends without waiting: a full mailbox hands the message back.
-    pub fn try_send(&self, message: Message) -> Result<(), Rejected<Message>> {
+    pub fn try_send(&self, mut message: Message) -> Result<(), Rejected<Message>> {
         let id = message.id;
-        self.system.inner.trace_send(&message);
+        self.system.inner.trace_send(&mut message);
         self.system
             .inner
             .trace_result(id, self.sender().try_send(message))
@@ -265,10 +265,10 @@ impl SyncContext<'_> {
     }
 
     /// Sends `message`, waiting for room at most the send timeout.
-    pub fn send(&self, message: Message) -> Result<(), Rejected<Message>> {
+    pub fn send(&self, mut message: Message) -> Result<(), Rejected<Message>> {
         let inner = &self.system.inner;
         let id = message.id;
-        inner.trace_send(&message);
+        inner.trace_send(&mut message);
         let sent = match message.recipient.agent() == Some(self.cell.id) {
             true => self.sender().try_send(message),
             false => self.sender().send_timeout(message, self.timeout()),
@@ -277,9 +277,9 @@ impl SyncContext<'_> {
     }
 
     /// Sends without waiting.
-    pub fn try_send(&self, message: Message) -> Result<(), Rejected<Message>> {
+    pub fn try_send(&self, mut message: Message) -> Result<(), Rejected<Message>> {
         let id = message.id;
-        self.system.inner.trace_send(&message);
+        self.system.inner.trace_send(&mut message);
         self.system
             .inner
             .trace_result(id, self.sender().try_send(message))

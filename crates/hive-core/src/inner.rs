@@ -66,6 +66,8 @@ pub(crate) struct Parts {
     pub(crate) allocations: Option<AllocationCounter>,
     #[cfg(feature = "tracing")]
     pub(crate) trace_links: usize,
+    #[cfg(feature = "tracing")]
+    pub(crate) trace_propagator: Option<Arc<dyn crate::trace::TracePropagator>>,
 }
 
 pub(crate) struct SystemInner {
@@ -150,20 +152,21 @@ impl SystemInner {
             rss_samples: Mutex::new(Vec::new()),
             ticker: Mutex::new(None),
             #[cfg(feature = "tracing")]
-            links: crate::trace::Links::new(parts.trace_links),
+            links: crate::trace::Links::new(parts.trace_links, parts.trace_propagator),
         })
     }
 
-    /// Remembers the current span as the parent of `message`'s handling
-    /// (feature `tracing`; nothing otherwise).
+    /// Remembers the current span as the parent of `message`'s handling,
+    /// or gives a message to another process its trace context (feature
+    /// `tracing`; nothing otherwise).
     #[inline]
-    pub(crate) fn trace_send(&self, message: &Message) {
+    pub(crate) fn trace_send(&self, message: &mut Message) {
         #[cfg(feature = "tracing")]
-        self.links.remember(message, || {
+        self.links.remember(message, |message| {
             message
                 .recipient
                 .agent()
-                .is_some_and(|a| self.communicator.is_registered(a))
+                .is_some_and(|a| self.communicator.is_local(a))
         });
         #[cfg(not(feature = "tracing"))]
         let _ = message;
@@ -187,14 +190,14 @@ impl SystemInner {
     pub(crate) async fn request_async(
         &self,
         sender: &Sender,
-        request: Message,
+        mut request: Message,
         timeout: Duration,
     ) -> hive_types::HiveResult<Message> {
         #[cfg(feature = "tracing")]
         let span = crate::trace::ask_span(&request);
         let id = request.id;
         let asked = async {
-            self.trace_send(&request);
+            self.trace_send(&mut request);
             let asked = sender.request_async(request, timeout).await;
             self.trace_result(id, asked)
         };
@@ -207,7 +210,7 @@ impl SystemInner {
     pub(crate) fn request(
         &self,
         sender: &Sender,
-        request: Message,
+        mut request: Message,
         timeout: Duration,
     ) -> hive_types::HiveResult<Message> {
         #[cfg(feature = "tracing")]
@@ -215,7 +218,7 @@ impl SystemInner {
         #[cfg(feature = "tracing")]
         let _entered = span.enter();
         let id = request.id;
-        self.trace_send(&request);
+        self.trace_send(&mut request);
         let asked = sender.request(request, timeout);
         self.trace_result(id, asked)
     }

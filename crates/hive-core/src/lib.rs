@@ -118,10 +118,13 @@ pub use supervision::{
     AgentEvent, AgentEventKind, Backoff, Overrun, RestartPolicy, StopReason, Watchdog,
 };
 #[cfg(feature = "metrics")]
+#[cfg(feature = "tracing")]
+pub use trace::TracePropagator;
 pub use watch::Window;
 
 pub use hive_types::{
     AgentId, HiveError, HiveResult, Message, MessageKind, Priority, Recipient, Rejected,
+    TraceContext,
 };
 
 #[doc(inline)]

@@ -93,9 +93,9 @@ impl SwarmSystem {
     /// Sends `payload` to `to` as a `Normal` `Data` message from outside
     /// the swarm, waiting for room without limit.
     pub fn tell(&self, to: AgentId, payload: impl Into<Bytes>) -> Result<(), Rejected<Message>> {
-        let message = Message::new(AgentId::nil(), to, payload);
+        let mut message = Message::new(AgentId::nil(), to, payload);
         let id = message.id;
-        self.inner.trace_send(&message);
+        self.inner.trace_send(&mut message);
         self.inner
             .trace_result(id, self.inner.outside.send(message))
     }

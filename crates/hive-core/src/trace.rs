@@ -9,24 +9,51 @@
 //! a link evicted before its message is handled (the message expired,
 //! was dropped, or waited behind more links than the table holds) is
 //! counted in `hive_trace_links_evicted_total`, and its recipient's span
-//! starts a tree of its own. Messages from other processes start their own
-//! trees too: the wire format carries no trace context, so the
-//! `message_id` field is what joins the two sides.
+//! starts a tree of its own.
+//!
+//! Across processes a [`TracePropagator`] carries the sending span's W3C
+//! trace context in the message (`Message::trace`, on the wire after the
+//! envelope); the receiving process's `hive.handle` span continues that
+//! trace. Without a propagator, messages from other processes start trees
+//! of their own, joined to their sender only by the `message_id` field.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use hive_types::sync::lock;
-use hive_types::{Message, MessageId, MessageKind};
+use hive_types::{Message, MessageId, MessageKind, TraceContext};
 use tracing::Span;
 
 use crate::cell::AgentCell;
+
+/// Carries a span's context between processes (feature `tracing`): what
+/// an OpenTelemetry bridge such as `tracing-opentelemetry` does with a
+/// `traceparent` header, for hive messages. Set it with
+/// [`SwarmBuilder::trace_propagator`](crate::SwarmBuilder::trace_propagator)
+/// on both sides.
+///
+/// With `tracing-opentelemetry`, `inject` reads
+/// `span.context().span().span_context()` (its trace id, span id and
+/// flags, when valid) and `extract` builds a remote `SpanContext` from
+/// `context` and calls `span.set_parent(...)`; hive-core's
+/// `tests/support/otel.rs` is the whole bridge, and
+/// `examples/trace_across.rs` uses it.
+pub trait TracePropagator: Send + Sync + 'static {
+    /// The trace context `span` gives a message leaving this process
+    /// (`None`: the message carries none).
+    fn inject(&self, span: &Span) -> Option<TraceContext>;
+
+    /// Makes `span` (a `hive.handle` span just created for a message from
+    /// another process) continue the trace `context` came from.
+    fn extract(&self, context: &TraceContext, span: &Span);
+}
 
 /// Spans that sent messages not yet handled, by message id: at most
 /// `capacity`, oldest evicted first.
 pub(crate) struct Links {
     table: Mutex<Table>,
     capacity: usize,
+    propagator: Option<Arc<dyn TracePropagator>>,
     evicted_metric: metrics::Counter,
 }
 
@@ -38,7 +65,7 @@ struct Table {
 }
 
 impl Links {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, propagator: Option<Arc<dyn TracePropagator>>) -> Self {
         metrics::describe_counter!(
             "hive_trace_links_evicted_total",
             "Sending spans forgotten before their message was handled (the recipient's span starts a new trace)"
@@ -46,16 +73,24 @@ impl Links {
         Links {
             table: Mutex::new(Table::default()),
             capacity,
+            propagator,
             evicted_metric: metrics::counter!("hive_trace_links_evicted_total"),
         }
     }
 
     /// Remembers the current span as the parent of `message`'s handling,
-    /// when there is one and `local` says the recipient is in this process.
+    /// when there is one and `local` says the recipient is in this process;
+    /// else gives the message the span's trace context, with a propagator.
     /// Replies are left out: the asker's `hive.ask` span covers them.
-    pub(crate) fn remember(&self, message: &Message, local: impl FnOnce() -> bool) {
+    pub(crate) fn remember(&self, message: &mut Message, local: impl FnOnce(&Message) -> bool) {
         let span = Span::current();
-        if span.is_disabled() || message.kind == MessageKind::Response || !local() {
+        if span.is_disabled() || message.kind == MessageKind::Response {
+            return;
+        }
+        if !local(message) {
+            if let Some(propagator) = &self.propagator {
+                message.trace = propagator.inject(&span).map(Box::new);
+            }
             return;
         }
         let mut table = lock(&self.table);
@@ -96,9 +131,10 @@ impl Links {
     pub(crate) fn handle_span(&self, message: &Message, cell: &AgentCell) -> Span {
         if tracing::level_enabled!(tracing::Level::INFO) {
             let parent = self.take(message.id);
-            let parent = parent.as_ref().and_then(Span::id);
-            tracing::info_span!(
-                parent: parent,
+            let parent_id = parent.as_ref().and_then(Span::id);
+            let linked = parent_id.is_some();
+            let span = tracing::info_span!(
+                parent: parent_id,
                 "hive.handle",
                 agent = %cell.id,
                 name = cell.name.as_deref(),
@@ -107,7 +143,13 @@ impl Links {
                 sender = %message.sender,
                 priority = ?message.priority,
                 kind = ?message.kind,
-            )
+            );
+            if let (false, Some(context), Some(propagator)) =
+                (linked, &message.trace, &self.propagator)
+            {
+                propagator.extract(context, &span);
+            }
+            span
         } else {
             Span::none()
         }

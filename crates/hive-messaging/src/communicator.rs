@@ -87,9 +87,16 @@ impl Communicator {
         Ok(())
     }
 
-    /// Whether `agent` is registered.
+    /// Whether `agent` can be sent to: registered here, or hosted by a
+    /// connected peer.
     pub fn is_registered(&self, agent: AgentId) -> bool {
         self.shared.registry.get(&agent).is_some()
+    }
+
+    /// Whether `agent` is registered with this communicator (in this
+    /// process), not only reachable through a transport.
+    pub fn is_local(&self, agent: AgentId) -> bool {
+        self.shared.registry.is_local(&agent)
     }
 
     /// Every agent a message can be sent to: registered here, or hosted by

@@ -175,7 +175,6 @@ impl Registry {
     }
 
     /// Whether `agent` has a mailbox in this process.
-    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
     pub(crate) fn is_local(&self, agent: &AgentId) -> bool {
         self.read().get(agent).is_some_and(|i| !i.remote)
     }

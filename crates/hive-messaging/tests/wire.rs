@@ -52,9 +52,10 @@ fn message() -> impl Strategy<Value = Message> {
             proptest::collection::vec(any::<u8>(), 0..300),
             (any::<u64>(), 0usize..3000).prop_map(|(s, n)| text_payload(s, n)),
         ],
+        proptest::option::of((any::<u128>(), any::<u64>(), any::<u8>())),
     )
         .prop_map(
-            |(id, from, to, kind, priority, at, corr, ttl, payload)| Message {
+            |(id, from, to, kind, priority, at, corr, ttl, payload, trace)| Message {
                 id: MessageId::from_u128(id),
                 sender: AgentId::from_u128(from),
                 recipient: to.map_or(Recipient::Broadcast, |t| {
@@ -66,6 +67,13 @@ fn message() -> impl Strategy<Value = Message> {
                 correlation_id: corr.map(MessageId::from_u128),
                 ttl: ttl.map(Duration::from_micros),
                 payload: payload.into(),
+                trace: trace.map(|(t, s, flags)| {
+                    Box::new(hive_types::TraceContext {
+                        trace_id: t.to_le_bytes(),
+                        span_id: s.to_le_bytes(),
+                        flags,
+                    })
+                }),
             },
         )
 }

@@ -86,6 +86,40 @@ fn fields_the_spec_calls_zero_must_be_zero() {
 }
 
 #[test]
+fn a_trace_context_follows_the_envelope_when_flag_bit_2_is_set() {
+    // Flag bit 2, then trace id, span id and trace flags before the payload.
+    let traced = record(|r| {
+        r[54] = 4;
+        let payload = r.split_off(95);
+        r.extend_from_slice(&[0xAB; 16]);
+        r.extend_from_slice(&[0xCD; 8]);
+        r.push(1);
+        r.extend_from_slice(&payload);
+    });
+    let FrameBody::Messages(m) = decode(&frame(0, false, 1, traced.len() as u32, &traced)).unwrap()
+    else {
+        panic!("a message frame");
+    };
+    let trace = m[0].trace.as_deref().unwrap();
+    assert_eq!(
+        (trace.trace_id, trace.span_id, trace.flags),
+        ([0xAB; 16], [0xCD; 8], 1)
+    );
+    assert_eq!(&m[0].payload[..], b"hi");
+    // Cut short: the trace context is not there.
+    let short = record(|r| r[54] = 4);
+    assert!(decode(&frame(0, false, 1, short.len() as u32, &short)).is_err());
+    // Bits 3 to 7 stay reserved.
+    for bit in 3..8 {
+        let r = record(|r| r[54] = 1 << bit);
+        match decode(&frame(0, false, 1, r.len() as u32, &r)) {
+            Err(HiveError::InvalidFrame(FrameError::ReservedFlags(_))) => {}
+            other => panic!("bit {bit}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn control_arguments_an_op_does_not_use_must_be_zero() {
     let control = |op: u8, arg: [u8; 16]| {
         let mut r = vec![op];

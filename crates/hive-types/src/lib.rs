@@ -43,6 +43,6 @@ pub mod sync;
 pub use error::{FrameError, HiveError, HiveResult, Rejected};
 pub use id::{AgentId, MessageId, ParseIdError, TaskId};
 pub use kind::{MessageKind, Recipient};
-pub use message::{Message, MessageBuilder, Timestamp, ENVELOPE_BYTES};
+pub use message::{Message, MessageBuilder, Timestamp, TraceContext, ENVELOPE_BYTES, TRACE_BYTES};
 pub use priority::{ParsePriorityError, PerPriority, Priority};
 pub use recycle::{BoundedRecycler, NoRecycling, Recyclable, Recycle, SharedRecycler};

@@ -102,7 +102,32 @@ pub struct Message {
     pub ttl: Option<Duration>,
     /// The application's bytes.
     pub payload: Bytes,
+    /// The trace context of the span that sent it, for tracing across
+    /// processes (set by hive-core's `tracing` feature with a propagator;
+    /// boxed, so a message without one stays small).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub trace: Option<Box<TraceContext>>,
 }
+
+/// A W3C trace context (the binary fields of a `traceparent` header): the
+/// trace a message belongs to and the span that sent it. Carried on the
+/// wire after a message record's envelope when its flag bit 2 is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TraceContext {
+    /// The trace's id (all zero is invalid).
+    pub trace_id: [u8; 16],
+    /// The sending span's id (all zero is invalid).
+    pub span_id: [u8; 8],
+    /// Trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+/// Bytes a [`TraceContext`] adds to a message record on the wire.
+pub const TRACE_BYTES: usize = 25;
 
 impl Message {
     /// A `Normal`-priority [`MessageKind::Data`] message.
@@ -137,6 +162,7 @@ impl Message {
             correlation_id: None,
             ttl: None,
             payload: Bytes::new(),
+            trace: None,
         }
     }
 
@@ -169,7 +195,8 @@ impl Message {
     /// fixed envelope estimate.
     #[inline]
     pub fn accounted_len(&self) -> usize {
-        ENVELOPE_BYTES + self.payload.len()
+        let trace = if self.trace.is_some() { TRACE_BYTES } else { 0 };
+        ENVELOPE_BYTES + trace + self.payload.len()
     }
 }
 
@@ -189,6 +216,7 @@ impl fmt::Debug for Message {
             .field("created_at", &self.created_at)
             .field("correlation_id", &self.correlation_id)
             .field("ttl", &self.ttl)
+            .field("trace", &self.trace)
             .field("payload_len", &self.payload.len())
             .finish()
     }
@@ -205,6 +233,7 @@ pub struct MessageBuilder {
     correlation_id: Option<MessageId>,
     ttl: Option<Duration>,
     payload: Bytes,
+    trace: Option<Box<TraceContext>>,
 }
 
 impl MessageBuilder {
@@ -238,6 +267,12 @@ impl MessageBuilder {
         self
     }
 
+    /// Sets the trace context of the span sending it.
+    pub fn trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(Box::new(trace));
+        self
+    }
+
     /// Finishes the message with a fresh id and the current time.
     pub fn build(self) -> Message {
         Message {
@@ -250,6 +285,7 @@ impl MessageBuilder {
             correlation_id: self.correlation_id,
             ttl: self.ttl,
             payload: self.payload,
+            trace: self.trace,
         }
     }
 }

@@ -31,9 +31,10 @@ fn message() -> impl Strategy<Value = Message> {
         proptest::option::of(any::<u128>()),
         proptest::option::of(0u64..1_000_000_000),
         proptest::collection::vec(any::<u8>(), 0..256),
+        proptest::option::of((any::<u128>(), any::<u64>(), any::<u8>())),
     )
         .prop_map(
-            |(id, sender, to, kind, prio, at, corr, ttl, payload)| Message {
+            |(id, sender, to, kind, prio, at, corr, ttl, payload, trace)| Message {
                 id: MessageId::from_u128(id),
                 sender: AgentId::from_u128(sender),
                 recipient: to.map_or(Recipient::Broadcast, |r| {
@@ -45,6 +46,13 @@ fn message() -> impl Strategy<Value = Message> {
                 correlation_id: corr.map(MessageId::from_u128),
                 ttl: ttl.map(Duration::from_micros),
                 payload: payload.into(),
+                trace: trace.map(|(t, s, flags)| {
+                    Box::new(hive_types::TraceContext {
+                        trace_id: t.to_le_bytes(),
+                        span_id: s.to_le_bytes(),
+                        flags,
+                    })
+                }),
             },
         )
 }

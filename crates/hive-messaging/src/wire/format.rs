@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hive_types::{
     AgentId, FrameError, Message, MessageId, MessageKind, Priority, Recipient, Timestamp,
-    ENVELOPE_BYTES,
+    TraceContext, ENVELOPE_BYTES,
 };
 
 /// The first four bytes of every frame.
@@ -230,7 +230,9 @@ pub(crate) fn write_message(out: &mut Vec<u8>, m: &Message) {
     }
     out.extend_from_slice(&m.kind.code().to_le_bytes());
     out.push(m.priority as u8);
-    let flags = u8::from(m.correlation_id.is_some()) | (u8::from(m.ttl.is_some()) << 1);
+    let flags = u8::from(m.correlation_id.is_some())
+        | (u8::from(m.ttl.is_some()) << 1)
+        | (u8::from(m.trace.is_some()) << 2);
     out.push(flags);
     out.extend_from_slice(&m.created_at.as_micros().to_le_bytes());
     out.extend_from_slice(
@@ -245,12 +247,17 @@ pub(crate) fn write_message(out: &mut Vec<u8>, m: &Message) {
     let len = u32::try_from(m.payload.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&[0u8; 4]);
+    if let Some(trace) = &m.trace {
+        out.extend_from_slice(&trace.trace_id);
+        out.extend_from_slice(&trace.span_id);
+        out.push(trace.flags);
+    }
     out.extend_from_slice(&m.payload);
 }
 
 /// Bytes a message takes on the wire before compression.
 pub fn message_len(m: &Message) -> usize {
-    ENVELOPE_BYTES + m.payload.len()
+    m.accounted_len()
 }
 
 /// Appends a control record to `out`.
@@ -305,7 +312,7 @@ pub(crate) fn read_message(r: &mut Reader<'_>, body: &Bytes) -> Result<Message, 
     let priority = Priority::from_index(usize::from(r.u8()?))
         .ok_or(FrameError::Inconsistent("unknown priority"))?;
     let flags = r.u8()?;
-    if flags & !0b11 != 0 {
+    if flags & !0b111 != 0 {
         return Err(FrameError::ReservedFlags(flags));
     }
     if recipient == Recipient::Broadcast && recipient_id != AgentId::nil() {
@@ -333,6 +340,14 @@ pub(crate) fn read_message(r: &mut Reader<'_>, body: &Bytes) -> Result<Message, 
             "reserved record bytes are not zero",
         ));
     }
+    let trace = match flags & 4 {
+        0 => None,
+        _ => Some(Box::new(TraceContext {
+            trace_id: r.array()?,
+            span_id: r.array()?,
+            flags: r.u8()?,
+        })),
+    };
     let start = r.pos;
     r.skip(len)?;
     Ok(Message {
@@ -345,6 +360,7 @@ pub(crate) fn read_message(r: &mut Reader<'_>, body: &Bytes) -> Result<Message, 
         correlation_id: (flags & 1 != 0).then_some(correlation),
         ttl: (flags & 2 != 0).then(|| Duration::from_micros(ttl)),
         payload: body.slice(start..start + len),
+        trace,
     })
 }
 
