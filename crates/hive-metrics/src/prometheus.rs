@@ -65,57 +65,78 @@ fn escape_help(v: &str) -> String {
 }
 
 fn number(v: f64) -> String {
+    let mut out = String::new();
+    write_number(&mut out, v);
+    out
+}
+
+/// Writes `v` as the text format spells it.
+fn write_number(out: &mut String, v: f64) {
     if v.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if v == f64::INFINITY {
-        "+Inf".into()
+        out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
+        out.push_str("-Inf");
     } else {
-        format!("{v}")
+        let _ = write!(out, "{v}");
     }
 }
 
-/// Writes `{k="v",...}` (nothing for no labels) straight into `out`.
-fn write_labels(out: &mut String, labels: &Labels, extra: Option<(&str, &str)>) {
-    if labels.is_empty() && extra.is_none() {
-        return;
-    }
-    out.push('{');
-    let mut first = true;
+/// A series' labels as `k="v",...` (sanitised, escaped), written once and
+/// reused for each of its lines.
+fn label_text(labels: &Labels) -> String {
+    let mut out = String::new();
     for (k, v) in labels {
-        if !first {
+        if !out.is_empty() {
             out.push(',');
         }
-        first = false;
         out.push_str(&sanitized(k, false));
         out.push_str("=\"");
         out.push_str(&escape_label_value(v));
         out.push('"');
     }
-    if let Some((k, v)) = extra {
-        if !first {
-            out.push(',');
-        }
-        let _ = write!(out, "{k}=\"{v}\"");
-    }
-    out.push('}');
+    out
 }
 
-/// Writes one sample line: `name{labels} value`.
+/// A sample line's value.
+enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+/// Writes one sample line: `name{labels,extra} value`.
 fn line(
     out: &mut String,
     name: &str,
     suffix: &str,
-    labels: &Labels,
+    labels: &str,
     extra: Option<(&str, &str)>,
-    value: &str,
+    value: Value,
 ) {
     out.push_str(name);
     out.push_str(suffix);
-    write_labels(out, labels, extra);
+    if !labels.is_empty() || extra.is_some() {
+        out.push('{');
+        out.push_str(labels);
+        if let Some((k, v)) = extra {
+            if !labels.is_empty() {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            out.push_str(v);
+            out.push('"');
+        }
+        out.push('}');
+    }
     out.push(' ');
-    out.push_str(value);
+    match value {
+        Value::Int(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Float(v) => write_number(out, v),
+    }
     out.push('\n');
 }
 
@@ -159,61 +180,106 @@ fn with_unit(base: String, unit: Option<&String>) -> String {
     }
 }
 
+/// The `le` texts of the last bucket layout written: series of one family
+/// share their bounds, so each bound is formatted once.
+#[derive(Default)]
+struct Bounds {
+    values: Vec<f64>,
+    texts: Vec<String>,
+}
+
+impl Bounds {
+    fn texts(&mut self, buckets: &[(f64, u64)]) -> &[String] {
+        let same = self.values.len() == buckets.len()
+            && self.values.iter().zip(buckets).all(|(a, (b, _))| a == b);
+        if !same {
+            self.values = buckets.iter().map(|(b, _)| *b).collect();
+            self.texts = self.values.iter().map(|b| number(*b)).collect();
+        }
+        &self.texts
+    }
+}
+
 /// Renders `snapshot` in the text exposition format.
 pub fn render(snapshot: &Snapshot) -> String {
     let mut out = String::with_capacity(
-        256 * (snapshot.counters.len() + snapshot.gauges.len()) + 512 * snapshot.histograms.len(),
+        96 * (snapshot.counters.len() + snapshot.gauges.len()) + 1024 * snapshot.histograms.len(),
     );
     let help = |name: &str| snapshot.descriptions.get(name);
 
+    // Families are written once per exposed name (`a.b` and `a_b` are one).
+    let mut family = None;
     let mut seen = None;
+    let mut name = String::new();
     for c in &snapshot.counters {
-        // The unit goes before `_total`: `sent_bytes_total`.
-        let bare = c.name.strip_suffix("_total").unwrap_or(&c.name);
-        let unit = snapshot
-            .units
-            .get(&c.name)
-            .or_else(|| snapshot.units.get(bare));
-        let name = format!("{}_total", with_unit(sanitize(bare, true), unit));
-        header(&mut out, &mut seen, &name, help(&c.name), "counter");
-        line(&mut out, &name, "", &c.labels, None, &c.value.to_string());
+        if seen.as_deref() != Some(c.name.as_str()) {
+            // The unit goes before `_total`: `sent_bytes_total`.
+            let bare = c.name.strip_suffix("_total").unwrap_or(&c.name);
+            let unit = snapshot
+                .units
+                .get(&c.name)
+                .or_else(|| snapshot.units.get(bare));
+            name = format!("{}_total", with_unit(sanitize(bare, true), unit));
+            header(&mut out, &mut family, &name, help(&c.name), "counter");
+            seen = Some(c.name.clone());
+        }
+        let labels = label_text(&c.labels);
+        line(&mut out, &name, "", &labels, None, Value::Int(c.value));
     }
     let mut seen = None;
     for g in &snapshot.gauges {
-        let name = exposed(&g.name, snapshot);
-        header(&mut out, &mut seen, &name, help(&g.name), "gauge");
-        line(&mut out, &name, "", &g.labels, None, &number(g.value));
+        if seen.as_deref() != Some(g.name.as_str()) {
+            name = exposed(&g.name, snapshot);
+            header(&mut out, &mut family, &name, help(&g.name), "gauge");
+            seen = Some(g.name.clone());
+        }
+        let labels = label_text(&g.labels);
+        line(&mut out, &name, "", &labels, None, Value::Float(g.value));
     }
     let mut seen = None;
+    let mut bounds = Bounds::default();
     for h in &snapshot.histograms {
-        let name = exposed(&h.name, snapshot);
+        let kind = if h.buckets.is_empty() {
+            "summary"
+        } else {
+            "histogram"
+        };
+        if seen.as_ref() != Some(&(h.name.as_str(), kind)) {
+            name = exposed(&h.name, snapshot);
+            header(&mut out, &mut family, &name, help(&h.name), kind);
+            seen = Some((h.name.as_str(), kind));
+        }
+        let labels = label_text(&h.labels);
         if !h.buckets.is_empty() {
-            header(&mut out, &mut seen, &name, help(&h.name), "histogram");
-            for (bound, below) in &h.buckets {
-                let le = number(*bound);
+            for ((_, below), le) in h.buckets.iter().zip(bounds.texts(&h.buckets)) {
                 line(
                     &mut out,
                     &name,
                     "_bucket",
-                    &h.labels,
-                    Some(("le", &le)),
-                    &below.to_string(),
+                    &labels,
+                    Some(("le", le)),
+                    Value::Int(*below),
                 );
             }
-            let count = h.count.to_string();
             line(
                 &mut out,
                 &name,
                 "_bucket",
-                &h.labels,
+                &labels,
                 Some(("le", "+Inf")),
-                &count,
+                Value::Int(h.count),
             );
-            line(&mut out, &name, "_sum", &h.labels, None, &number(h.sum));
-            line(&mut out, &name, "_count", &h.labels, None, &count);
+            line(&mut out, &name, "_sum", &labels, None, Value::Float(h.sum));
+            line(
+                &mut out,
+                &name,
+                "_count",
+                &labels,
+                None,
+                Value::Int(h.count),
+            );
             continue;
         }
-        header(&mut out, &mut seen, &name, help(&h.name), "summary");
         // Quantiles over the recent window (NaN when it saw no sample);
         // the whole run's until a window exists. `_sum`, `_count` cumulative.
         let quantiles = match &h.window {
@@ -226,19 +292,19 @@ pub fn render(snapshot: &Snapshot) -> String {
                 &mut out,
                 &name,
                 "",
-                &h.labels,
+                &labels,
                 Some(("quantile", q)),
-                &number(v),
+                Value::Float(v),
             );
         }
-        line(&mut out, &name, "_sum", &h.labels, None, &number(h.sum));
+        line(&mut out, &name, "_sum", &labels, None, Value::Float(h.sum));
         line(
             &mut out,
             &name,
             "_count",
-            &h.labels,
+            &labels,
             None,
-            &h.count.to_string(),
+            Value::Int(h.count),
         );
     }
     out
