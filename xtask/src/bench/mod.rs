@@ -4,6 +4,7 @@
 
 mod ablation;
 mod collect;
+mod docs;
 mod history;
 mod html;
 mod machine;
@@ -27,6 +28,7 @@ use machine::Machine;
 
 pub(crate) const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--save-baseline NAME] [--baseline NAME] [--report-only]
+                         [--update-docs]
 
   --quick               short smoke run (under 3 minutes on 2 cores)
   --save-baseline NAME  save this run's ratios as baseline NAME
@@ -35,6 +37,8 @@ usage: cargo xtask bench [--quick] [--save-baseline NAME] [--baseline NAME] [--r
                         a higher-is-better ratio down 10%, a lower-is-better
                         ratio up 20%)
   --report-only         rebuild the reports from the last run's results
+  --update-docs         fill the READMEs' measured blocks from this full run's
+                        report (with --report-only: from the last report.json)
 ";
 
 /// The command line of `cargo xtask bench`.
@@ -44,6 +48,7 @@ pub(crate) struct Options {
     pub save_baseline: Option<String>,
     pub baseline: Option<String>,
     pub report_only: bool,
+    pub update_docs: bool,
 }
 
 impl Options {
@@ -67,10 +72,14 @@ impl Options {
             match arg.as_str() {
                 "--quick" => o.quick = true,
                 "--report-only" => o.report_only = true,
+                "--update-docs" => o.update_docs = true,
                 "--save-baseline" => o.save_baseline = Some(name()?),
                 "--baseline" => o.baseline = Some(name()?),
                 other => bail!("unknown option `{other}`\n\n{USAGE}"),
             }
+        }
+        if o.quick && o.update_docs {
+            bail!("--update-docs takes a full run's figures, not --quick's");
         }
         Ok(o)
     }
@@ -89,6 +98,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let root = crate::project_root();
     let target = target_dir(&root);
     let out = target.join("hive-bench");
+    if opts.update_docs && opts.report_only {
+        // The last report as it was written, with the machine and commit
+        // of its run.
+        return docs::update(&root, &out.join("report.json"));
+    }
     let started = SystemTime::now();
     if !opts.report_only {
         progress::run_benches(&root, &out, opts.quick)?;
@@ -117,6 +131,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let baselines = out.join("baselines");
     if let Some(name) = &opts.baseline {
         compare_with_baseline(&baselines, name, &entries)?;
+    }
+    if opts.update_docs {
+        docs::update(&root, &out.join("report.json"))?;
     }
     if let Some(name) = &opts.save_baseline {
         let path = baselines.join(format!("{name}.json"));

@@ -189,10 +189,15 @@ fn options_parse_and_refuse_nonsense() {
             quick: true,
             save_baseline: Some("next".into()),
             baseline: Some("main".into()),
-            report_only: false
+            report_only: false,
+            update_docs: false
         }
     );
     assert!(Options::parse(&args(&["--baseline"])).is_err());
     assert!(Options::parse(&args(&["--baseline", "../etc"])).is_err());
     assert!(Options::parse(&args(&["--fast"])).is_err());
+    assert!(
+        Options::parse(&args(&["--quick", "--update-docs"])).is_err(),
+        "smoke figures never go into READMEs"
+    );
 }
