@@ -94,6 +94,8 @@ fn blocks(text: &str) -> Result<Vec<Block>> {
 fn cells(e: &Entry) -> Vec<String> {
     let unit = |v: f64| match e.unit.as_str() {
         "" | "x" => number(v),
+        "ns" if v >= 1e6 => format!("{} ms", number(v / 1e6)),
+        "ns" if v >= 1e3 => format!("{} µs", number(v / 1e3)),
         unit => format!("{} {unit}", number(v)),
     };
     let anchor = match e.anchor.starts_with("goal:") {
@@ -104,7 +106,11 @@ fn cells(e: &Entry) -> Vec<String> {
         e.case.clone(),
         unit(e.hive),
         anchor,
-        e.ratio.map_or("-".into(), |r| format!("{r:.3}")),
+        e.ratio
+            .map_or("-".into(), |r| match r.abs() < 0.001 && r != 0.0 {
+                true => format!("{r:.1e}"),
+                false => format!("{r:.3}"),
+            }),
         e.goal.map_or("-".into(), |g| {
             let at = if e.higher_is_better { ">=" } else { "<=" };
             format!("{at} {g}")
