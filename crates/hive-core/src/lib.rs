@@ -117,9 +117,9 @@ pub use spawn::{AgentBuilder, AgentRef};
 pub use supervision::{
     AgentEvent, AgentEventKind, Backoff, Overrun, RestartPolicy, StopReason, Watchdog,
 };
-#[cfg(feature = "metrics")]
 #[cfg(feature = "tracing")]
 pub use trace::TracePropagator;
+#[cfg(feature = "metrics")]
 pub use watch::Window;
 
 pub use hive_types::{

@@ -62,6 +62,7 @@ impl std::ops::AddAssign for TransportStats {
 /// The counters behind [`TransportStats`], and their metrics.
 #[derive(Debug)]
 pub(crate) struct Counters {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))] // names the metrics
     transport: &'static str,
     frames_sent: AtomicU64,
     messages_sent: AtomicU64,

@@ -17,6 +17,7 @@ pub enum Direction {
 }
 
 impl Direction {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))] // a metrics label
     fn as_str(self) -> &'static str {
         match self {
             Direction::Encode => "encode",
@@ -28,7 +29,9 @@ impl Direction {
 /// Bytes and frames through an encoder or decoder.
 #[derive(Debug)]
 pub struct WireStats {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))] // metrics labels
     direction: Direction,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     codec: Codec,
     frames: AtomicU64,
     raw_bytes: AtomicU64,
