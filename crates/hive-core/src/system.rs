@@ -93,7 +93,7 @@ impl SwarmSystem {
     /// Sends `payload` to `to` as a `Normal` `Data` message from outside
     /// the swarm, waiting for room without limit.
     pub fn tell(&self, to: AgentId, payload: impl Into<Bytes>) -> Result<(), Rejected<Message>> {
-        let mut message = Message::new(AgentId::nil(), to, payload);
+        let mut message = Message::new(self.inner.communicator.reply_address(), to, payload);
         let id = message.id;
         self.inner.trace_send(&mut message);
         self.inner
@@ -114,7 +114,7 @@ impl SwarmSystem {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> HiveResult<Message> {
-        let request = Message::request(AgentId::nil(), to, payload);
+        let request = Message::request(self.inner.communicator.reply_address(), to, payload);
         self.inner.request(&self.inner.outside, request, timeout)
     }
 
@@ -125,7 +125,7 @@ impl SwarmSystem {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> HiveResult<Message> {
-        let request = Message::request(AgentId::nil(), to, payload);
+        let request = Message::request(self.inner.communicator.reply_address(), to, payload);
         self.inner
             .request_async(&self.inner.outside, request, timeout)
             .await

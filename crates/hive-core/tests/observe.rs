@@ -102,7 +102,22 @@ fn a_default_system_records_every_component_and_serves_it() {
 
     outside::promtool_accepts(&text);
     sys.shutdown(WAIT);
-    assert!(TcpStream::connect(addr).is_err(), "shutdown stops serving");
+    assert!(!answers_metrics(addr), "shutdown stops serving");
+}
+
+/// Whether a server at `addr` answers `/metrics` with this system's
+/// series. Not only "connect fails": another test's server (Prometheus on
+/// a free port) may take the port a stopped server gave back.
+fn answers_metrics(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let asked = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    asked.is_ok() && answer.contains("hive_messaging_delivered_total")
 }
 
 #[test]

@@ -93,6 +93,15 @@ impl Communicator {
         self.shared.registry.get(&agent).is_some()
     }
 
+    /// The sender id for messages from outside any agent (a program's own
+    /// requests): transports announce it to peers like a local agent, so
+    /// a reply to a request sent under it comes back from another process
+    /// to the request's waiter. It has no mailbox: anything sent to it but
+    /// a reply to a waiting request is undeliverable (`NoRecipient`).
+    pub fn reply_address(&self) -> AgentId {
+        self.shared.reply_address
+    }
+
     /// Whether `agent` is registered with this communicator (in this
     /// process), not only reachable through a transport.
     pub fn is_local(&self, agent: AgentId) -> bool {

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use hive_types::{Message, SharedRecycler};
+use hive_types::{AgentId, Message, SharedRecycler};
 
 use crate::batch::{Batch, FlushReason};
 use crate::config::CommunicatorConfig;
 use crate::inbox::Inbox;
 use crate::registry::Registry;
-use crate::requests::Requests;
+use crate::requests::{Offered, Requests};
 use crate::stats::{Recorders, SendCounts};
 use crate::undelivered::{DeadLetters, ReasonCounts, Undelivered, UndeliveredReason};
 
@@ -55,6 +55,10 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     pub(crate) recorders: Recorders,
     pub(crate) flusher: FlusherSignal,
+    /// The sender id of messages from outside any agent: announced to
+    /// peers like a local agent, with no mailbox, so replies to requests
+    /// sent under it come back across transports.
+    pub(crate) reply_address: AgentId,
 }
 
 /// How senders and mailboxes reach the flusher thread.
@@ -111,11 +115,32 @@ impl Shared {
             dedup: Mutex::new(crate::dedup::Dedup::new(config.dedup_window)),
             closed: AtomicBool::new(false),
             recorders: Recorders::new(),
+            reply_address: AgentId::random(),
             flusher: FlusherSignal {
                 wake_at: AtomicU64::new(NEVER),
                 ..Default::default()
             },
             config,
+        }
+    }
+
+    /// What transports announce to peers as hosted here: the local agents
+    /// and the reply address.
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn hosted(&self) -> Vec<AgentId> {
+        let mut agents = self.registry.local_agents();
+        agents.push(self.reply_address);
+        agents
+    }
+
+    /// A message for the reply address from another process: its
+    /// waiter's reply, else a late reply or undeliverable (no mailbox).
+    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    pub(crate) fn to_reply_address(&self, message: Message) {
+        match self.requests.offer(message) {
+            Offered::Delivered => self.count_reply(),
+            Offered::Late(m) => self.undeliverable([m], UndeliveredReason::LateReply),
+            Offered::NotAReply(m) => self.undeliverable([m], UndeliveredReason::NoRecipient),
         }
     }
 

@@ -330,3 +330,51 @@ fn credentials_go_through_the_connect_options() {
     assert_eq!(m.payload.as_ref(), b"authenticated");
     rt.block_on(ta.settle(Duration::from_secs(10))).unwrap();
 }
+
+#[test]
+fn a_request_from_outside_any_agent_gets_its_reply_across_nats() {
+    let Some(bin) = nats_server_binary() else {
+        return;
+    };
+    let server = Server::start(&bin, free_port(), &[]);
+    let rt = runtime();
+    let (a, b) = (comm(), comm());
+    let y = AgentId::random();
+    let mut on_b = b.register(y).unwrap();
+    let config = swarm();
+    let _ta = rt
+        .block_on(NatsTransport::connect(&a, &server.url(), config.clone()))
+        .unwrap();
+    let _tb = rt
+        .block_on(NatsTransport::connect(&b, &server.url(), config))
+        .unwrap();
+    // The program itself asks: no agent of `a` is the sender.
+    let reply_address = a.reply_address();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answering = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(request) = on_b.recv_timeout(Duration::from_millis(50)) {
+                    assert_eq!(request.sender, reply_address);
+                    b.sender().send(request.reply(y, "pong")).unwrap();
+                }
+            }
+        })
+    };
+    // Subscriptions propagate: ask again until one gets through.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let pong = loop {
+        let asked = a.sender().request(
+            Message::request(reply_address, y, "ping"),
+            Duration::from_millis(500),
+        );
+        match asked {
+            Ok(pong) => break pong,
+            Err(e) => assert!(Instant::now() < deadline, "{e}"),
+        }
+    };
+    assert_eq!(pong.payload.as_ref(), b"pong");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    answering.join().unwrap();
+}

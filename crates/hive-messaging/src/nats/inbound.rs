@@ -164,7 +164,7 @@ impl AgentSubscriptions {
 
     /// Compares with every local agent (at start, or after falling behind).
     async fn resync(&mut self, t: &Transport) {
-        let now: HashSet<AgentId> = t.shared.registry.local_agents().into_iter().collect();
+        let now: HashSet<AgentId> = t.shared.hosted().into_iter().collect();
         for agent in &now {
             self.subscribe(t, *agent).await;
         }

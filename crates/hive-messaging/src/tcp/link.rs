@@ -267,8 +267,16 @@ fn flatten(r: Result<HiveResult<()>, tokio::task::JoinError>) -> HiveResult<()> 
 
 /// Tells the peer which agents this process hosts, as that changes: from
 /// the registry's log of local changes (a full comparison only when it fell
-/// too far behind).
+/// too far behind). Starts once the handshake is done: the peer refuses
+/// anything else before it.
 async fn announce(state: Arc<LinkState>, control: mpsc::Sender<Control>) {
+    loop {
+        let became_ready = state.ready_changed.notified();
+        if state.ready.load(Ordering::Acquire) {
+            break;
+        }
+        became_ready.await;
+    }
     let registry = &state.shared.registry;
     let mut announced: HashSet<AgentId> = HashSet::new();
     let mut cursor: u64;
@@ -288,7 +296,7 @@ async fn announce(state: Arc<LinkState>, control: mpsc::Sender<Control>) {
                 cursor = next;
             }
             LocalChanges::Resync(next) => {
-                let now: HashSet<AgentId> = registry.local_agents().into_iter().collect();
+                let now: HashSet<AgentId> = state.shared.hosted().into_iter().collect();
                 out.extend(now.difference(&announced).map(|a| Control::Hosts(*a)));
                 out.extend(announced.difference(&now).map(|a| Control::Leaves(*a)));
                 announced = now;

@@ -60,6 +60,10 @@ pub(crate) async fn deliver(
 }
 
 async fn to_local(shared: &Shared, local: &Sender, to: AgentId, m: Message) {
+    if to == shared.reply_address {
+        shared.to_reply_address(m);
+        return;
+    }
     if !shared.registry.is_local(&to) {
         shared.undeliverable([m], UndeliveredReason::NoRecipient);
         return;
