@@ -11,11 +11,11 @@
 )] // bench harness code
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hive_benches::actors::{actix, hive, kameo, ractor};
-use hive_benches::alloc::CountingAlloc;
+use hive_benches::alloc::{live_bytes, CountingAlloc};
 use hive_benches::{median, record, scale, Extra};
 use hive_core::SwarmSystem;
 
@@ -314,9 +314,56 @@ fn io_bound(c: &mut Criterion) {
     group.finish();
 }
 
+/// Heap the live watch's history takes when full, from the allocator: a
+/// system keeping `windows` windows minus one keeping a single window, the
+/// second run as long as the first took to fill its history (windows of
+/// 1 ms here; the default keeps 3,600 windows of 1 s, an hour).
+fn history_memory(_: &mut Criterion) {
+    let windows = scale(3_600, 360);
+    let held = |keep: usize, run_for: Option<Duration>| -> (f64, usize, Duration) {
+        let base = live_bytes() as i64;
+        let started = Instant::now();
+        let system = SwarmSystem::builder()
+            .tick_interval(Duration::from_millis(1))
+            .history(Duration::from_millis(1), keep)
+            .build()
+            .unwrap();
+        let done = |s: &SwarmSystem| match run_for {
+            Some(d) => started.elapsed() >= d,
+            None => s.history().len() >= keep,
+        };
+        while !done(&system) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = started.elapsed();
+        let bytes = (live_bytes() as i64 - base) as f64;
+        let kept = system.history().len();
+        system.shutdown(Duration::from_secs(5));
+        (bytes, kept, took)
+    };
+    held(1, Some(Duration::from_millis(100))); // the global recorder, first uses
+    let (full, kept, took) = held(windows, None);
+    let (one, _, _) = held(1, Some(took));
+    let bound = (windows * std::mem::size_of::<hive_core::Window>()) as f64;
+    println!(
+        "window history: {kept} windows hold {:.0} B (bound {bound:.0} B)",
+        full - one
+    );
+    record(&Extra {
+        component: CORE,
+        case: "heap of a full window history (full run: 3,600 windows)",
+        unit: "bytes",
+        higher_is_better: false,
+        hive: full - one,
+        anchor: "bound: windows x their size",
+        anchor_value: bound,
+        goal: f64::NAN, // reported: the figure is the allocator's, the bound the design's
+    });
+}
+
 criterion_group! {
     name = benches;
     config = hive_benches::criterion_config();
-    targets = tell, ask, spawn, io_bound
+    targets = tell, ask, spawn, io_bound, history_memory
 }
 criterion_main!(benches);

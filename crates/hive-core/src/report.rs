@@ -75,7 +75,7 @@ pub struct SystemReport {
     /// `metrics(true)` (bounded by `max_observed_agents`).
     pub agents: Vec<AgentReport>,
     /// The measured windows kept ([`SwarmSystem::history`](crate::SwarmSystem::history)):
-    /// `(windows, bytes they hold, most bytes they may hold)`; `None`
+    /// `(windows, bytes allocated for them, most bytes they may take)`; `None`
     /// without the `metrics` feature.
     pub history: Option<(usize, usize, usize)>,
 }
@@ -438,7 +438,7 @@ impl fmt::Display for SystemReport {
 fn history(inner: &SystemInner) -> Option<(usize, usize, usize)> {
     let watch = inner.watch.as_ref()?;
     let kept = watch.history_len();
-    Some((kept, kept * watch.window_bytes(), watch.max_history_bytes()))
+    Some((kept, watch.history_bytes(), watch.max_history_bytes()))
 }
 
 #[cfg(not(feature = "metrics"))]

@@ -109,9 +109,9 @@ impl Watch {
         lock(&self.history).len()
     }
 
-    /// Bytes one kept window takes.
-    pub(crate) fn window_bytes(&self) -> usize {
-        std::mem::size_of::<Window>()
+    /// Bytes the history has allocated (its room, kept or not).
+    pub(crate) fn history_bytes(&self) -> usize {
+        lock(&self.history).capacity() * std::mem::size_of::<Window>()
     }
 
     /// Bytes the history holds at most (entries are fixed-size).
@@ -176,8 +176,17 @@ impl Watch {
     fn record(&self, window: Window, messages: u64) {
         {
             let mut history = lock(&self.history);
-            if history.len() == self.config.windows {
+            if history.len() >= self.config.windows {
                 history.pop_front();
+            }
+            if history.len() == history.capacity() {
+                // Doubling, but never past the bound: a full history holds
+                // room for exactly `windows` windows.
+                let room = history
+                    .capacity()
+                    .max(4)
+                    .min(self.config.windows.saturating_sub(history.len()).max(1));
+                history.reserve_exact(room);
             }
             history.push_back(window);
         }
@@ -221,4 +230,46 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(i: u64) -> Window {
+        Window {
+            end_unix_ms: i,
+            secs: 1.0,
+            handled_per_sec: 0.0,
+            latency_p50_us: None,
+            latency_p99_us: None,
+            rss_bytes: None,
+            cpu_cores: None,
+        }
+    }
+
+    #[test]
+    fn the_history_never_holds_room_past_its_bound() {
+        for windows in [1, 5, 10, 100, 3600] {
+            let config = HistoryConfig {
+                window: Duration::from_secs(1),
+                windows,
+            };
+            let watch = Watch::new(config, WatchConfig::default(), None).unwrap();
+            for i in 0..(2 * windows as u64 + 7) {
+                watch.record(window(i), 0);
+                assert!(
+                    watch.history_bytes() <= watch.max_history_bytes(),
+                    "{windows}"
+                );
+            }
+            assert_eq!(watch.history_len(), windows);
+            assert_eq!(watch.history_bytes(), watch.max_history_bytes());
+            let kept = watch.history();
+            assert_eq!(
+                kept.last().map(|w| w.end_unix_ms),
+                Some(2 * windows as u64 + 6)
+            );
+        }
+    }
 }
