@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hive_cpubalance::TaskHandle;
@@ -264,16 +264,47 @@ impl SyncContext<'_> {
         self.system.inner.send_timeout
     }
 
+    /// Runs `wait` as a wait of this balancer thread: while it waits,
+    /// another worker may run the agents it waits for (see
+    /// [`Balancer::blocking`](hive_cpubalance::Balancer::blocking)).
+    fn waiting<R>(&self, wait: impl FnOnce() -> R) -> R {
+        self.system.inner.balancer.blocking(wait)
+    }
+
     /// Sends `message`, waiting for room at most the send timeout.
     pub fn send(&self, mut message: Message) -> Result<(), Rejected<Message>> {
         let inner = &self.system.inner;
         let id = message.id;
         inner.trace_send(&mut message);
-        let sent = match message.recipient.agent() == Some(self.cell.id) {
-            true => self.sender().try_send(message),
-            false => self.sender().send_timeout(message, self.timeout()),
+        // Its own mailbox only drains after this handler: never wait for it.
+        let sent = match message.recipient.agent() {
+            Some(to) if to == self.cell.id => self.sender().try_send(message),
+            Some(_) => match self.sender().try_send(message) {
+                Err(full) if full.is_full() => self.send_when_room(full.into_inner()),
+                other => other,
+            },
+            None => self.waiting(|| self.sender().send_timeout(message, self.timeout())),
         };
         inner.trace_result(id, sent)
+    }
+
+    /// The mailbox `message` goes to is full: this thread runs queued
+    /// balancer work meanwhile (the agent it waits for may be part of it,
+    /// and every worker may be waiting like this one), then waits for room
+    /// as a blocking wait, at most the send timeout in all.
+    fn send_when_room(&self, mut message: Message) -> Result<(), Rejected<Message>> {
+        let deadline = Instant::now() + self.timeout();
+        // What this agent's sender holds for that mailbox counts against
+        // its room: hand it over so the recipient can take it.
+        self.sender().flush();
+        while Instant::now() < deadline && self.system.inner.balancer.help() {
+            match self.sender().try_send(message) {
+                Err(full) if full.is_full() => message = full.into_inner(),
+                done => return done,
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.waiting(|| self.sender().send_timeout(message, left))
     }
 
     /// Sends without waiting.
@@ -318,13 +349,13 @@ impl SyncContext<'_> {
         timeout: Duration,
     ) -> HiveResult<Message> {
         let request = Message::request(self.cell.id, to, payload);
-        self.system.inner.request(self.sender(), request, timeout)
+        self.waiting(|| self.system.inner.request(self.sender(), request, timeout))
     }
 
     /// Sends `payload` to every other agent; see [`Context::broadcast`].
     pub fn broadcast(&self, payload: impl Into<Bytes>) -> HiveResult<BroadcastReport> {
-        self.sender()
-            .broadcast_timeout(broadcast_message(self.cell.id, payload), self.timeout())
+        let message = broadcast_message(self.cell.id, payload);
+        self.waiting(|| self.sender().broadcast_timeout(message, self.timeout()))
     }
 
     /// Runs `f` on the balancer at `priority`; the handle yields its result.
@@ -335,9 +366,14 @@ impl SyncContext<'_> {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.system
-            .balancer()
-            .submit_timeout(priority, f, self.timeout())
+        let balancer = self.system.balancer();
+        match balancer.try_submit(priority, f) {
+            Err(full) if full.is_full() => {
+                let f = full.into_inner();
+                self.waiting(|| balancer.submit_timeout(priority, f, self.timeout()))
+            }
+            other => other,
+        }
     }
 
     /// Tells the watchdog this handler is alive.

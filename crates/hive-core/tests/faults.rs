@@ -92,6 +92,50 @@ fn two_agents_filling_each_others_mailboxes_do_not_deadlock() {
 }
 
 #[test]
+fn more_senders_than_workers_into_one_full_mailbox_lose_nothing() {
+    // Two workers and no spare ones: every worker can be a sender waiting
+    // for room in the collector's mailbox while the collector's run sits
+    // queued. The waiting senders run it themselves.
+    let sys = SwarmSystem::builder()
+        .balancer(BalancerConfig::default().workers(2, 2).blocking_workers(0))
+        .communicator(CommunicatorConfig::default().mailbox_capacity(8))
+        .agent_send_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let (collected, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let c = collected.clone();
+    let collector = sys
+        .spawn_sync(move |_m: Message, _ctx: &mut SyncContext<'_>| {
+            c.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap()
+        .id();
+    let producers: Vec<AgentId> = (0..8)
+        .map(|_| {
+            let r = refused.clone();
+            sys.spawn_sync(move |m: Message, ctx: &mut SyncContext<'_>| {
+                if ctx
+                    .send(Message::new(ctx.id(), collector, m.payload))
+                    .is_err()
+                {
+                    r.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .unwrap()
+            .id()
+        })
+        .collect();
+    for i in 0..400u32 {
+        let to = producers[i as usize % producers.len()];
+        sys.tell(to, i.to_le_bytes().to_vec()).unwrap();
+    }
+    assert!(sys.quiesce(WAIT), "everything was handled");
+    assert_eq!(refused.load(Ordering::Relaxed), 0, "no result handed back");
+    assert_eq!(collected.load(Ordering::Relaxed), 400);
+    assert_eq!(sys.shutdown(WAIT).undelivered, 0);
+}
+
+#[test]
 fn agents_stop_running_once_the_communicator_is_closed_and_drained() {
     let sys = SwarmSystem::builder()
         .communicator(CommunicatorConfig::default().linger(Duration::from_secs(60)))

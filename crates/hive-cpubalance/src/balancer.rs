@@ -250,6 +250,63 @@ impl Balancer {
         Ok(())
     }
 
+    /// Runs `f`, which waits (for room in a queue, for a reply), without
+    /// keeping the calling worker's place from other work: while fewer than
+    /// `min_workers` workers are free of such waits, another worker starts
+    /// (at most `blocking_workers` beyond `max_workers`); the scaler retires
+    /// it once the waits are over. Tasks that wait on each other's work then
+    /// slow down instead of holding every worker while that work sits
+    /// queued. On a thread that is not one of this balancer's workers it
+    /// just runs `f`.
+    ///
+    /// ```
+    /// use hive_cpubalance::{Balancer, BalancerConfig, Priority};
+    ///
+    /// let balancer = std::sync::Arc::new(Balancer::new(BalancerConfig::default().workers(1, 1))?);
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let b = balancer.clone();
+    /// // The only worker waits for a task queued behind it: without
+    /// // `blocking` this would never finish.
+    /// let waiter = balancer.submit(Priority::Normal, move || {
+    ///     b.spawn(Priority::Normal, move || tx.send(42).unwrap()).ok();
+    ///     b.blocking(|| rx.recv().unwrap())
+    /// }).map_err(|r| r.into_parts().1)?;
+    /// assert_eq!(waiter.join()?, 42);
+    /// # Ok::<(), hive_cpubalance::HiveError>(())
+    /// ```
+    pub fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
+        if !crate::worker::runs_on(&self.shared) {
+            return f();
+        }
+        let shared = &self.shared;
+        let blocked = shared.blocked.fetch_add(1, Ordering::AcqRel) + 1;
+        let active = shared.active.load(Ordering::Acquire);
+        if active.saturating_sub(blocked) < shared.config.min_workers {
+            // Best effort: a slot still retiring or no thread to start
+            // leaves the wait as it was.
+            let _ = crate::worker::add_worker(shared);
+        }
+        struct Unblock<'a>(&'a Shared);
+        impl Drop for Unblock<'_> {
+            fn drop(&mut self) {
+                self.0.blocked.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _unblock = Unblock(shared);
+        f()
+    }
+
+    /// Runs one queued task on the calling worker thread, nested in the
+    /// task running there, which waits for something a queued task may
+    /// provide (room in a mailbox, a result): the waiter helps instead of
+    /// holding its worker idle, as a rayon worker does in `join`. Returns
+    /// whether it ran one; `false` off this balancer's workers, when eight
+    /// tasks already run nested on this thread, or when nothing is queued.
+    /// Call it in the wait's loop, then wait in [`blocking`](Self::blocking).
+    pub fn help(&self) -> bool {
+        crate::worker::help_one(&self.shared)
+    }
+
     /// One scaling step now: samples busy time since the previous step and
     /// scales. The scaler thread calls it every interval; with
     /// `scale_interval: None` the caller drives it.
@@ -393,6 +450,44 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
     use std::sync::{mpsc, Mutex};
+
+    #[test]
+    fn waits_in_blocking_get_a_worker_that_retires_after_them() {
+        let config = BalancerConfig::default()
+            .workers(1, 1)
+            .blocking_workers(3)
+            .scale_interval(None);
+        let balancer = Arc::new(Balancer::new(config).unwrap());
+        // Three tasks each wait for one queued behind them; the one worker
+        // alone would wait forever.
+        let waiters: Vec<_> = (0..3)
+            .map(|i| {
+                let b = balancer.clone();
+                balancer
+                    .submit(Priority::Normal, move || {
+                        let (tx, rx) = mpsc::channel();
+                        b.spawn(Priority::Normal, move || tx.send(i).unwrap())
+                            .ok()
+                            .unwrap();
+                        b.blocking(|| rx.recv().unwrap())
+                    })
+                    .ok()
+                    .unwrap()
+            })
+            .collect();
+        let got: Vec<i32> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+        assert_eq!(got, vec![0, 1, 2]);
+        let grown = balancer.active_workers();
+        assert!((2..=4).contains(&grown), "{grown}");
+        assert_eq!(balancer.shared.blocked.load(Ordering::Acquire), 0);
+        for _ in 1..grown {
+            assert_eq!(balancer.rebalance(), ScaleDecision::Retired);
+        }
+        assert_eq!(balancer.active_workers(), 1, "back to max_workers");
+        // Off a worker thread it only runs the closure.
+        assert_eq!(balancer.blocking(|| 7), 7);
+        assert_eq!(balancer.active_workers(), 1);
+    }
 
     #[test]
     fn a_retiring_worker_hands_its_queue_back_instead_of_working_it_off() {

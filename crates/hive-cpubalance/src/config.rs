@@ -11,6 +11,11 @@ pub struct BalancerConfig {
     pub min_workers: usize,
     /// Most workers the scaler may start (default: 4 x cores).
     pub max_workers: usize,
+    /// Workers that may start beyond `max_workers` while others wait in
+    /// [`Balancer::blocking`](crate::Balancer::blocking) (default: 4 x
+    /// cores), so tasks that wait (for room, for a reply) cannot hold every
+    /// worker while the work they wait for sits queued.
+    pub blocking_workers: usize,
     /// Queued tasks each class may hold (`config.queue_capacity[Priority::Low]`).
     /// Classes never share room, so a flood of `Low` work cannot keep
     /// `Critical` out.
@@ -48,6 +53,7 @@ impl Default for BalancerConfig {
         BalancerConfig {
             min_workers: cores,
             max_workers: 4 * cores,
+            blocking_workers: 4 * cores,
             queue_capacity: PerPriority([65_536, 65_536, 65_536, 4_096]),
             scale_interval: Some(Duration::from_millis(100)),
             aging_threshold: Duration::from_millis(50),
@@ -68,6 +74,13 @@ impl BalancerConfig {
     pub fn workers(mut self, min: usize, max: usize) -> Self {
         self.min_workers = min;
         self.max_workers = max;
+        self
+    }
+
+    /// Sets how many workers may start beyond `max_workers` while others
+    /// wait in [`Balancer::blocking`](crate::Balancer::blocking).
+    pub fn blocking_workers(mut self, n: usize) -> Self {
+        self.blocking_workers = n;
         self
     }
 
@@ -105,6 +118,12 @@ impl BalancerConfig {
         }
         if self.max_workers > 4096 {
             return Err(HiveError::config("max_workers", "must be at most 4096"));
+        }
+        if self.blocking_workers > 4096 {
+            return Err(HiveError::config(
+                "blocking_workers",
+                "must be at most 4096",
+            ));
         }
         if self.queue_capacity.values().any(|&c| c == 0) {
             return Err(HiveError::config(

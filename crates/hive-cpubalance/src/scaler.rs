@@ -63,11 +63,21 @@ pub(crate) fn step(shared: &Arc<Shared>) -> ScaleDecision {
         .sum();
     let completed_now = completed.saturating_sub(state.last_completed);
     state.last_completed = completed;
-    if elapsed == 0 || shared.run_state() != RunState::Running {
+    if shared.run_state() != RunState::Running {
+        return ScaleDecision::Kept;
+    }
+    let config = &shared.config;
+    // Workers started for waits in `Balancer::blocking` retire once that
+    // many are no longer needed to keep `min_workers` free.
+    let free = active.saturating_sub(shared.blocked.load(Ordering::Acquire));
+    if active > config.max_workers && free > config.min_workers && shared.retire_worker() {
+        shared.scale_downs.fetch_add(1, Ordering::Relaxed);
+        return ScaleDecision::Retired;
+    }
+    if elapsed == 0 {
         return ScaleDecision::Kept;
     }
     let queued = shared.total_queued();
-    let config = &shared.config;
     let all_busy = active > 0 && busiest_min >= config.scale_up_busy;
     let stalled = completed_now == 0 && queued > 0;
     if (all_busy && queued > 0 || stalled) && active < config.max_workers {

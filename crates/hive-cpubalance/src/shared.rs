@@ -34,9 +34,15 @@ pub(crate) struct Class {
 pub(crate) struct Shared {
     pub(crate) config: BalancerConfig,
     epoch: Instant,
-    /// Every slot up to `max_workers`; slots `0..active` take new work.
+    /// Every slot up to `max_workers + blocking_workers`; slots
+    /// `0..active` take new work.
     pub(crate) workers: Box<[Arc<Worker>]>,
     pub(crate) active: CachePadded<AtomicUsize>,
+    /// Workers waiting in `Balancer::blocking` now.
+    pub(crate) blocked: AtomicUsize,
+    /// Held while a worker is being added (by the scaler or a blocking
+    /// section), so two never start one slot.
+    pub(crate) adding: Mutex<()>,
     pub(crate) classes: PerPriority<Class>,
     /// `Critical` tasks wait here, seen by every worker before its own
     /// queue, so one runs as soon as any worker finishes its current task.
@@ -63,13 +69,14 @@ impl Shared {
             capacity: config.queue_capacity[p],
             not_full: Event::new(),
         });
-        let workers = (0..config.max_workers)
-            .map(|i| Arc::new(Worker::new(i)))
-            .collect();
+        let slots = config.max_workers.saturating_add(config.blocking_workers);
+        let workers = (0..slots).map(|i| Arc::new(Worker::new(i))).collect();
         Arc::new(Shared {
             epoch: Instant::now(),
             workers,
             active: CachePadded::new(AtomicUsize::new(0)),
+            blocked: AtomicUsize::new(0),
+            adding: Mutex::new(()),
             classes,
             critical: CachePadded::new(Mutex::new(VecDeque::new())),
             critical_len: CachePadded::new(AtomicUsize::new(0)),
@@ -78,7 +85,7 @@ impl Shared {
             scale_ups: AtomicU64::new(0),
             scale_downs: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
-            scaler: Mutex::new(ScalerState::new(config.max_workers)),
+            scaler: Mutex::new(ScalerState::new(slots)),
             next_worker: AtomicUsize::new(0),
             config,
         })

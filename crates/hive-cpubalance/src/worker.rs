@@ -15,7 +15,14 @@ use crate::task::Task;
 std::thread_local! {
     /// The balancer whose worker this thread is (its `Shared`'s address).
     static OWNER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// This worker's slot.
+    static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Tasks this thread runs nested in another one's wait (see `help_one`).
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
+
+/// Most tasks run nested in one another's waits on one thread.
+const MAX_HELP_DEPTH: u32 = 8;
 
 /// Whether the calling thread is one of `shared`'s workers.
 pub(crate) fn runs_on(shared: &Shared) -> bool {
@@ -42,6 +49,7 @@ impl Drop for Respawn<'_> {
 pub(crate) fn run(shared: Arc<Shared>, me: Arc<Worker>) {
     me.set_thread(std::thread::current());
     OWNER.with(|o| o.set(Arc::as_ptr(&shared) as usize));
+    SLOT.with(|i| i.set(me.index));
     let _respawn = Respawn {
         shared: &shared,
         me: &me,
@@ -80,6 +88,39 @@ pub(crate) fn run(shared: Arc<Shared>, me: Arc<Worker>) {
     me.end_busy(shared.nanos(Instant::now()));
     me.clear_thread();
     me.started.store(false, Ordering::Release);
+}
+
+/// Runs one queued task on the calling worker thread, nested in the task
+/// that waits there (for something a queued task may provide). False when
+/// the thread is not one of `shared`'s workers, nesting is already deep, or
+/// nothing is queued.
+pub(crate) fn help_one(shared: &Shared) -> bool {
+    if !runs_on(shared) {
+        return false;
+    }
+    let depth = DEPTH.with(std::cell::Cell::get);
+    if depth >= MAX_HELP_DEPTH {
+        return false;
+    }
+    let Some(me) = shared.workers.get(SLOT.with(std::cell::Cell::get)).cloned() else {
+        return false;
+    };
+    let mut now = LazyNow::new();
+    let (aging, weights) = (shared.config.aging_threshold, shared.config.weights);
+    let mut rng = fastrand::Rng::new();
+    let Some(task) = shared
+        .pop_critical()
+        .or_else(|| me.take(|q| q.pop_next(&mut now, aging, weights)))
+        .or_else(|| steal(shared, &me, &mut rng))
+    else {
+        return false;
+    };
+    DEPTH.with(|d| d.set(depth + 1));
+    let running = me.load.running.load(Ordering::Relaxed);
+    execute(shared, &me, task, &mut now);
+    me.load.running.store(running, Ordering::Relaxed);
+    DEPTH.with(|d| d.set(depth));
+    true
 }
 
 fn execute(shared: &Shared, me: &Worker, task: Task, picked: &mut LazyNow) {
@@ -176,6 +217,7 @@ fn retire(shared: &Shared, me: &Worker) {
 
 /// Starts the thread of slot `active` and makes it take work.
 pub(crate) fn add_worker(shared: &Arc<Shared>) -> HiveResult<bool> {
+    let _adding = lock(&shared.adding);
     let index = shared.active.load(Ordering::Acquire);
     let Some(worker) = shared.workers.get(index) else {
         return Ok(false);
