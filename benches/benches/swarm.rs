@@ -1,8 +1,11 @@
 //! The end-to-end swarm run: the reference workload (a coordinator, worker
 //! agents, mixed priorities, corpus payloads) through hive-core with every
 //! optimization on, then with each turned off in turn; plus a two-process
-//! segment over TCP for what compression saves. Writes the ablation table
-//! and the run's memory samples to `target/hive-bench/swarm.json`.
+//! segment over TCP for what compression saves; then the workload at fixed
+//! offered rates (open loop: 50% and 90% of capacity with load-aware
+//! placement on and off for CPU at equal load, 120% for overload latency
+//! and memory). Writes the ablation table, the open-loop rows and the run's
+//! memory samples to `target/hive-bench/swarm.json`.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -192,6 +195,10 @@ fn child(name: &str) {
 }
 
 fn swarm(_: &mut Criterion) {
+    if let Ok(rate) = std::env::var(OPEN_RATE_ENV) {
+        open_child(&rate);
+        std::process::exit(0);
+    }
     if let Ok(name) = std::env::var(VARIANT_ENV) {
         child(&name);
         std::process::exit(0);
@@ -199,6 +206,7 @@ fn swarm(_: &mut Criterion) {
     let tasks = scale(1_000_000, 100_000) as u64;
     let mut rows = ablation();
     record_ablation(&rows);
+    let open = open_loop(num(&rows[0], "tasks_per_sec"));
     let tcp_tasks = scale(200_000, 20_000) as u64;
     rows.extend(compression_over_tcp(tcp_tasks));
     let long_run = long_run();
@@ -213,6 +221,7 @@ fn swarm(_: &mut Criterion) {
         "tasks": tasks,
         "tcp_tasks": tcp_tasks,
         "ablation": rows,
+        "open_loop": open,
         "long_run": long_run,
         "report_table": table,
     });
@@ -241,7 +250,10 @@ fn ablation() -> Vec<serde_json::Value> {
 /// The seed design's claims, each against its goal or the run with the
 /// optimization off.
 fn record_ablation(rows: &[serde_json::Value]) {
-    let (on, no_batching, no_pools, no_balancing) = (&rows[0], &rows[1], &rows[2], &rows[3]);
+    // Load-aware placement's CPU claim is measured at equal load: see
+    // `open_loop` (a saturated closed loop's CPU per message is about
+    // cores / throughput).
+    let (on, no_batching, no_pools) = (&rows[0], &rows[1], &rows[2]);
     let extras = [
         (
             "end-to-end swarm throughput",
@@ -314,15 +326,6 @@ fn record_ablation(rows: &[serde_json::Value]) {
             "pools off",
             num(no_pools, "rss_mb"),
             0.7,
-        ),
-        (
-            "CPU per million messages with load-aware balancing (document: -31%)",
-            "CPU s",
-            false,
-            num(on, "cpu_s_per_million"),
-            "load-aware placement and priorities off",
-            num(no_balancing, "cpu_s_per_million"),
-            0.69,
         ),
     ];
     for (case, unit, higher, hive, anchor, anchor_value, goal) in extras {
@@ -403,6 +406,143 @@ fn long_run() -> serde_json::Value {
         "rss_drift_after_warmup_mb": drift,
         "rss_samples": samples,
     })
+}
+
+const OPEN_RATE_ENV: &str = "HIVE_SWARM_OPEN_RATE";
+const OPEN_BALANCING_ENV: &str = "HIVE_SWARM_OPEN_LOAD_AWARE";
+
+/// The workload at fixed offered rates, each in its own process: 50% and
+/// 90% of the closed loop's capacity with load-aware placement and
+/// priorities on and off (CPU at equal load), and 120% (overload: the
+/// latency of `Critical` tasks and resident memory).
+fn open_loop(capacity_tasks_per_sec: f64) -> Vec<serde_json::Value> {
+    let mut rows = Vec::new();
+    let mut at = |share: f64, load_aware: bool| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--bench")
+            .env(OPEN_RATE_ENV, (capacity_tasks_per_sec * share).to_string())
+            .env(OPEN_BALANCING_ENV, if load_aware { "1" } else { "0" })
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "open-loop run at {share} failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("open-row: "))
+            .unwrap_or_else(|| panic!("no result from the open-loop run: {text}"));
+        let mut row: serde_json::Value = serde_json::from_str(line).unwrap();
+        row["offered_share_of_capacity"] = json!(share);
+        row["load_aware"] = json!(load_aware);
+        println!("swarm open loop: {row}");
+        rows.push(row.clone());
+        row
+    };
+    let (half_on, half_off) = (at(0.5, true), at(0.5, false));
+    let (most_on, most_off) = (at(0.9, true), at(0.9, false));
+    let over = at(1.2, true);
+    let core = |case, unit, higher, hive, anchor, anchor_value, goal| {
+        record(&Extra {
+            component: "hive-core",
+            case,
+            unit,
+            higher_is_better: higher,
+            hive,
+            anchor,
+            anchor_value,
+            goal,
+        })
+    };
+    for (case, on, off) in [
+        (
+            "CPU per million messages at 50% of capacity, load-aware on (document: -31%)",
+            &half_on,
+            &half_off,
+        ),
+        (
+            "CPU per million messages at 90% of capacity, load-aware on (document: -31%)",
+            &most_on,
+            &most_off,
+        ),
+    ] {
+        core(
+            case,
+            "CPU s",
+            false,
+            num(on, "cpu_s_per_million"),
+            "load-aware placement and priorities off, same offered rate",
+            num(off, "cpu_s_per_million"),
+            0.69,
+        );
+    }
+    core(
+        "tasks delivered at 90% of capacity offered",
+        "tasks/s",
+        true,
+        num(&most_on, "delivered_tasks_per_sec"),
+        "offered",
+        num(&most_on, "offered_tasks_per_sec"),
+        0.98,
+    );
+    core(
+        "Critical task p99 at 120% of capacity offered",
+        "us",
+        false,
+        num(&over, "critical_p99_us"),
+        "goal: linger + 1 ms",
+        11_000.0,
+        1.0,
+    );
+    for (case, row) in [
+        ("resident memory at 90% of capacity offered", &most_on),
+        ("resident memory at 120% of capacity offered", &over),
+    ] {
+        core(
+            case,
+            "MB",
+            false,
+            num(row, "rss_mb"),
+            "at 50% offered",
+            num(&half_on, "rss_mb"),
+            1.2,
+        );
+    }
+    rows
+}
+
+/// In the child process: one open-loop run; prints its row.
+fn open_child(rate: &str) {
+    let tasks_per_sec: f64 = rate.parse().unwrap();
+    let load_aware = std::env::var(OPEN_BALANCING_ENV).is_ok_and(|v| v == "1");
+    let system = SwarmSystem::builder()
+        .optimizations(Optimizations {
+            load_aware,
+            ..Optimizations::default()
+        })
+        .build()
+        .unwrap();
+    let w = workload(1);
+    let o = hive_benches::open_loop::run(
+        &system,
+        w.workers,
+        &w.payloads,
+        tasks_per_sec,
+        Duration::from_millis(scale(1_000, 300) as u64),
+        Duration::from_millis(scale(4_000, 1_000) as u64),
+    )
+    .unwrap();
+    system.shutdown(Duration::from_secs(30));
+    let row = json!({
+        "offered_tasks_per_sec": o.offered_tasks_per_sec,
+        "sent_tasks_per_sec": o.sent_tasks_per_sec,
+        "delivered_tasks_per_sec": o.delivered_tasks_per_sec,
+        "cpu_s_per_million": o.cpu_s_per_million,
+        "rss_mb": o.rss_mb,
+        "critical_p50_us": o.critical_p50_us,
+        "critical_p99_us": o.critical_p99_us,
+        "critical_tasks": o.critical_tasks,
+    });
+    println!("open-row: {row}");
 }
 
 /// A number field of a row (0 when absent).

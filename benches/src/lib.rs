@@ -17,6 +17,7 @@
 pub mod actors;
 pub mod alloc;
 pub mod corpus;
+pub mod open_loop;
 pub mod tls;
 pub mod workload;
 

@@ -67,7 +67,7 @@ impl WorkloadOutcome {
 }
 
 /// Priority of task `i`: mostly Normal and Low, some High, a few Critical.
-fn priority_of(i: u64) -> Priority {
+pub(crate) fn priority_of(i: u64) -> Priority {
     match i % 100 {
         0 => Priority::Critical,
         1..=9 => Priority::High,
@@ -282,7 +282,7 @@ impl Coordinator {
 /// and a list of the agents involved into scratch objects (pooled when the
 /// system has pools), and reports the checksum.
 /// Returns whether the result was sent.
-fn worker(m: Message, ctx: &mut SyncContext<'_>) -> bool {
+pub(crate) fn worker(m: Message, ctx: &mut SyncContext<'_>) -> bool {
     let crc = crc32(&m.payload);
     summarise(ctx, &m, crc);
     let result = Message::builder(ctx.id(), m.sender)
@@ -327,7 +327,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 }
 
 /// The `i`-th element of `items` taken round and round; `None` when empty.
-fn cycled<T>(items: &[T], i: u64) -> Option<&T> {
+pub(crate) fn cycled<T>(items: &[T], i: u64) -> Option<&T> {
     let len = u64::try_from(items.len()).ok().filter(|&n| n > 0)?;
     items.get(usize::try_from(i % len).ok()?)
 }
