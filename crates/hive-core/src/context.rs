@@ -272,6 +272,12 @@ impl SyncContext<'_> {
     }
 
     /// Sends `message`, waiting for room at most the send timeout.
+    ///
+    /// While the recipient's mailbox is full, this thread runs other
+    /// queued balancer work (often the recipient's own run), so handlers
+    /// waiting on each other cannot hold every balancer thread. Such work
+    /// may be another agent's handler, run inside this call: do not hold a
+    /// lock across a send that another agent's handler also takes.
     pub fn send(&self, mut message: Message) -> Result<(), Rejected<Message>> {
         let inner = &self.system.inner;
         let id = message.id;
