@@ -392,6 +392,16 @@ fn long_run() -> serde_json::Value {
     );
     record(&Extra {
         component: "hive-core",
+        case: "resident memory growth over the whole long run, from the start",
+        unit: "MB",
+        higher_is_better: false,
+        hive: growth,
+        anchor: "goal: under 1 MB",
+        anchor_value: 1.0,
+        goal: 1.0,
+    });
+    record(&Extra {
+        component: "hive-core",
         case: "resident memory growth after warm-up over the long run",
         unit: "MB",
         higher_is_better: false,
@@ -410,6 +420,7 @@ fn long_run() -> serde_json::Value {
 
 const OPEN_RATE_ENV: &str = "HIVE_SWARM_OPEN_RATE";
 const OPEN_BALANCING_ENV: &str = "HIVE_SWARM_OPEN_LOAD_AWARE";
+const OPEN_POOLS_ENV: &str = "HIVE_SWARM_OPEN_POOLS";
 
 /// The workload at fixed offered rates, each in its own process: 50% and
 /// 90% of the closed loop's capacity with load-aware placement and
@@ -417,11 +428,12 @@ const OPEN_BALANCING_ENV: &str = "HIVE_SWARM_OPEN_LOAD_AWARE";
 /// latency of `Critical` tasks and resident memory).
 fn open_loop(capacity_tasks_per_sec: f64) -> Vec<serde_json::Value> {
     let mut rows = Vec::new();
-    let mut at = |share: f64, load_aware: bool| {
+    let mut at = |share: f64, load_aware: bool, pools: bool| {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .arg("--bench")
             .env(OPEN_RATE_ENV, (capacity_tasks_per_sec * share).to_string())
             .env(OPEN_BALANCING_ENV, if load_aware { "1" } else { "0" })
+            .env(OPEN_POOLS_ENV, if pools { "1" } else { "0" })
             .stderr(std::process::Stdio::inherit())
             .output()
             .unwrap();
@@ -434,13 +446,15 @@ fn open_loop(capacity_tasks_per_sec: f64) -> Vec<serde_json::Value> {
         let mut row: serde_json::Value = serde_json::from_str(line).unwrap();
         row["offered_share_of_capacity"] = json!(share);
         row["load_aware"] = json!(load_aware);
+        row["pools"] = json!(pools);
         println!("swarm open loop: {row}");
         rows.push(row.clone());
         row
     };
-    let (half_on, half_off) = (at(0.5, true), at(0.5, false));
-    let (most_on, most_off) = (at(0.9, true), at(0.9, false));
-    let over = at(1.2, true);
+    let (half_on, half_off) = (at(0.5, true, true), at(0.5, false, true));
+    let half_no_pools = at(0.5, true, false);
+    let (most_on, most_off) = (at(0.9, true, true), at(0.9, false, true));
+    let over = at(1.2, true, true);
     let core = |case, unit, higher, hive, anchor, anchor_value, goal| {
         record(&Extra {
             component: "hive-core",
@@ -475,6 +489,24 @@ fn open_loop(capacity_tasks_per_sec: f64) -> Vec<serde_json::Value> {
             0.69,
         );
     }
+    core(
+        "resident memory with pools at 50% of capacity (document: -30%)",
+        "MB",
+        false,
+        num(&half_on, "rss_mb"),
+        "pools off, same offered rate",
+        num(&half_no_pools, "rss_mb"),
+        0.7,
+    );
+    core(
+        "allocations per message with pools at 50% of capacity (document: -70%)",
+        "allocs/msg",
+        false,
+        num(&half_on, "allocations_per_message"),
+        "pools off, same offered rate",
+        num(&half_no_pools, "allocations_per_message"),
+        0.3,
+    );
     core(
         "tasks delivered at 90% of capacity offered",
         "tasks/s",
@@ -514,11 +546,14 @@ fn open_loop(capacity_tasks_per_sec: f64) -> Vec<serde_json::Value> {
 fn open_child(rate: &str) {
     let tasks_per_sec: f64 = rate.parse().unwrap();
     let load_aware = std::env::var(OPEN_BALANCING_ENV).is_ok_and(|v| v == "1");
+    let pools = std::env::var(OPEN_POOLS_ENV).is_ok_and(|v| v == "1");
     let system = SwarmSystem::builder()
         .optimizations(Optimizations {
             load_aware,
+            pools,
             ..Optimizations::default()
         })
+        .allocation_counter(allocations)
         .build()
         .unwrap();
     let w = workload(1);
@@ -541,6 +576,7 @@ fn open_child(rate: &str) {
         "critical_p50_us": o.critical_p50_us,
         "critical_p99_us": o.critical_p99_us,
         "critical_tasks": o.critical_tasks,
+        "allocations_per_message": o.allocations_per_message,
     });
     println!("open-row: {row}");
 }

@@ -43,6 +43,9 @@ pub struct OpenLoopOutcome {
     pub critical_p99_us: f64,
     /// `Critical` tasks completed in the window.
     pub critical_tasks: usize,
+    /// Heap allocations per message handled in the window (with the
+    /// counting allocator installed; 0 without).
+    pub allocations_per_message: f64,
 }
 
 /// Send times of `Critical` tasks not yet completed, and the completed
@@ -133,12 +136,14 @@ pub fn run(
     std::thread::sleep(warm_up);
     let before = system.report();
     let (done_before, sent_before) = (done.load(Ordering::Relaxed), sent.load(Ordering::Relaxed));
+    let allocations_before = crate::alloc::allocations();
     critical.lock().unwrap().latencies_us.clear();
     let started = Instant::now();
     std::thread::sleep(window);
     let after = system.report();
     let secs = started.elapsed().as_secs_f64();
     let (done_after, sent_after) = (done.load(Ordering::Relaxed), sent.load(Ordering::Relaxed));
+    let allocations = crate::alloc::allocations() - allocations_before;
     let mut latencies = std::mem::take(&mut critical.lock().unwrap().latencies_us);
     stop.store(true, Ordering::Relaxed);
     pacer.join().unwrap();
@@ -161,5 +166,6 @@ pub fn run(
         critical_p50_us: at(0.5),
         critical_p99_us: at(0.99),
         critical_tasks: latencies.len(),
+        allocations_per_message: allocations as f64 / (2 * tasks).max(1) as f64,
     })
 }
