@@ -169,19 +169,44 @@ const VARIANT_ENV: &str = "HIVE_SWARM_VARIANT";
 /// `HIVE_SWARM_VARIANT` set), so no run inherits another's heap: resident
 /// memory is each configuration's own.
 fn run_isolated(name: &str) -> serde_json::Value {
+    in_child(&[(VARIANT_ENV, name.to_string())], "swarm-row: ")
+}
+
+/// Runs this bench binary again with `envs` and returns the JSON row it
+/// prints after `prefix`.
+fn in_child(envs: &[(&str, String)], prefix: &str) -> serde_json::Value {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .arg("--bench")
-        .env(VARIANT_ENV, name)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stderr(std::process::Stdio::inherit())
         .output()
         .unwrap();
-    assert!(out.status.success(), "swarm run `{name}` failed");
+    assert!(out.status.success(), "swarm child {envs:?} failed");
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text
         .lines()
-        .find_map(|l| l.strip_prefix("swarm-row: "))
-        .unwrap_or_else(|| panic!("no result from swarm run `{name}`: {text}"));
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no result from swarm child {envs:?}: {text}"));
     serde_json::from_str(line).unwrap()
+}
+
+/// One of the seed's claims for the report: case, unit, higher is better,
+/// hive's figure, anchor, the anchor's figure, goal.
+type Claim<'a> = (&'a str, &'a str, bool, f64, &'a str, f64, f64);
+
+fn record_claims(claims: &[Claim<'_>]) {
+    for &(case, unit, higher_is_better, hive, anchor, anchor_value, goal) in claims {
+        record(&Extra {
+            component: "hive-core",
+            case,
+            unit,
+            higher_is_better,
+            hive,
+            anchor,
+            anchor_value,
+            goal,
+        });
+    }
 }
 
 /// In the child process: runs the one configuration and prints its row.
@@ -328,18 +353,7 @@ fn record_ablation(rows: &[serde_json::Value]) {
             0.7,
         ),
     ];
-    for (case, unit, higher, hive, anchor, anchor_value, goal) in extras {
-        record(&Extra {
-            component: "hive-core",
-            case,
-            unit,
-            higher_is_better: higher,
-            hive,
-            anchor,
-            anchor_value,
-            goal,
-        });
-    }
+    record_claims(&extras);
 }
 
 /// The same workload with the workers in a second system behind a TCP
@@ -390,26 +404,26 @@ fn long_run() -> serde_json::Value {
         "swarm long run: {} messages, rss growth {growth:.1} MB since start, {drift:+.2} MB after warm-up",
         num(&long, "messages")
     );
-    record(&Extra {
-        component: "hive-core",
-        case: "resident memory growth over the whole long run, from the start",
-        unit: "MB",
-        higher_is_better: false,
-        hive: growth,
-        anchor: "goal: under 1 MB",
-        anchor_value: 1.0,
-        goal: 1.0,
-    });
-    record(&Extra {
-        component: "hive-core",
-        case: "resident memory growth after warm-up over the long run",
-        unit: "MB",
-        higher_is_better: false,
-        hive: drift,
-        anchor: "goal: under 1 MB",
-        anchor_value: 1.0,
-        goal: 1.0,
-    });
+    record_claims(&[
+        (
+            "resident memory growth over the whole long run, from the start",
+            "MB",
+            false,
+            growth,
+            "goal: under 1 MB",
+            1.0,
+            1.0,
+        ),
+        (
+            "resident memory growth after warm-up over the long run",
+            "MB",
+            false,
+            drift,
+            "goal: under 1 MB",
+            1.0,
+            1.0,
+        ),
+    ]);
     json!({
         "messages": long["messages"].as_u64(),
         "rss_growth_mb": growth,
@@ -429,21 +443,13 @@ const OPEN_POOLS_ENV: &str = "HIVE_SWARM_OPEN_POOLS";
 fn open_loop(capacity_tasks_per_sec: f64) -> Vec<serde_json::Value> {
     let mut rows = Vec::new();
     let mut at = |share: f64, load_aware: bool, pools: bool| {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .arg("--bench")
-            .env(OPEN_RATE_ENV, (capacity_tasks_per_sec * share).to_string())
-            .env(OPEN_BALANCING_ENV, if load_aware { "1" } else { "0" })
-            .env(OPEN_POOLS_ENV, if pools { "1" } else { "0" })
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "open-loop run at {share} failed");
-        let text = String::from_utf8(out.stdout).unwrap();
-        let line = text
-            .lines()
-            .find_map(|l| l.strip_prefix("open-row: "))
-            .unwrap_or_else(|| panic!("no result from the open-loop run: {text}"));
-        let mut row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let flag = |on: bool| if on { "1" } else { "0" }.to_string();
+        let envs = [
+            (OPEN_RATE_ENV, (capacity_tasks_per_sec * share).to_string()),
+            (OPEN_BALANCING_ENV, flag(load_aware)),
+            (OPEN_POOLS_ENV, flag(pools)),
+        ];
+        let mut row = in_child(&envs, "open-row: ");
         row["offered_share_of_capacity"] = json!(share);
         row["load_aware"] = json!(load_aware);
         row["pools"] = json!(pools);
@@ -455,90 +461,83 @@ fn open_loop(capacity_tasks_per_sec: f64) -> Vec<serde_json::Value> {
     let half_no_pools = at(0.5, true, false);
     let (most_on, most_off) = (at(0.9, true, true), at(0.9, false, true));
     let over = at(1.2, true, true);
-    let core = |case, unit, higher, hive, anchor, anchor_value, goal| {
-        record(&Extra {
-            component: "hive-core",
-            case,
-            unit,
-            higher_is_better: higher,
-            hive,
-            anchor,
-            anchor_value,
-            goal,
-        })
-    };
-    for (case, on, off) in [
+    let balancing_off = "load-aware placement and priorities off, same offered rate";
+    let pools_off = "pools off, same offered rate";
+    let rss = |row| num(row, "rss_mb");
+    record_claims(&[
         (
             "CPU per million messages at 50% of capacity, load-aware on (document: -31%)",
-            &half_on,
-            &half_off,
+            "CPU s",
+            false,
+            num(&half_on, "cpu_s_per_million"),
+            balancing_off,
+            num(&half_off, "cpu_s_per_million"),
+            0.69,
         ),
         (
             "CPU per million messages at 90% of capacity, load-aware on (document: -31%)",
-            &most_on,
-            &most_off,
-        ),
-    ] {
-        core(
-            case,
             "CPU s",
             false,
-            num(on, "cpu_s_per_million"),
-            "load-aware placement and priorities off, same offered rate",
-            num(off, "cpu_s_per_million"),
+            num(&most_on, "cpu_s_per_million"),
+            balancing_off,
+            num(&most_off, "cpu_s_per_million"),
             0.69,
-        );
-    }
-    core(
-        "resident memory with pools at 50% of capacity (document: -30%)",
-        "MB",
-        false,
-        num(&half_on, "rss_mb"),
-        "pools off, same offered rate",
-        num(&half_no_pools, "rss_mb"),
-        0.7,
-    );
-    core(
-        "allocations per message with pools at 50% of capacity (document: -70%)",
-        "allocs/msg",
-        false,
-        num(&half_on, "allocations_per_message"),
-        "pools off, same offered rate",
-        num(&half_no_pools, "allocations_per_message"),
-        0.3,
-    );
-    core(
-        "tasks delivered at 90% of capacity offered",
-        "tasks/s",
-        true,
-        num(&most_on, "delivered_tasks_per_sec"),
-        "offered",
-        num(&most_on, "offered_tasks_per_sec"),
-        0.98,
-    );
-    core(
-        "Critical task p99 at 120% of capacity offered",
-        "us",
-        false,
-        num(&over, "critical_p99_us"),
-        "goal: linger + 1 ms",
-        11_000.0,
-        1.0,
-    );
-    for (case, row) in [
-        ("resident memory at 90% of capacity offered", &most_on),
-        ("resident memory at 120% of capacity offered", &over),
-    ] {
-        core(
-            case,
+        ),
+        (
+            "resident memory with pools at 50% of capacity (document: -30%)",
             "MB",
             false,
-            num(row, "rss_mb"),
+            rss(&half_on),
+            pools_off,
+            rss(&half_no_pools),
+            0.7,
+        ),
+        (
+            "allocations per message with pools at 50% of capacity (document: -70%)",
+            "allocs/msg",
+            false,
+            num(&half_on, "allocations_per_message"),
+            pools_off,
+            num(&half_no_pools, "allocations_per_message"),
+            0.3,
+        ),
+        (
+            "tasks delivered at 90% of capacity offered",
+            "tasks/s",
+            true,
+            num(&most_on, "delivered_tasks_per_sec"),
+            "offered",
+            num(&most_on, "offered_tasks_per_sec"),
+            0.98,
+        ),
+        (
+            "Critical task p99 at 120% of capacity offered",
+            "us",
+            false,
+            num(&over, "critical_p99_us"),
+            "goal: linger + 1 ms",
+            11_000.0,
+            1.0,
+        ),
+        (
+            "resident memory at 90% of capacity offered",
+            "MB",
+            false,
+            rss(&most_on),
             "at 50% offered",
-            num(&half_on, "rss_mb"),
+            rss(&half_on),
             1.2,
-        );
-    }
+        ),
+        (
+            "resident memory at 120% of capacity offered",
+            "MB",
+            false,
+            rss(&over),
+            "at 50% offered",
+            rss(&half_on),
+            1.2,
+        ),
+    ]);
     rows
 }
 
