@@ -7,18 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use hive_core::messaging::tcp::{TcpConfig, TcpLink, TcpServer};
 use hive_core::messaging::UndeliveredReason;
-use hive_core::{Agent, Context, Message, SwarmSystem};
+use hive_core::SwarmSystem;
 
-/// Answers every request with its payload.
-struct Echo;
-
-impl Agent for Echo {
-    async fn handle(&mut self, message: Message, ctx: &mut Context) {
-        let _ = ctx.reply(&message, message.payload.clone()).await;
-    }
-}
+#[path = "support/tcp.rs"]
+mod tcp;
+use tcp::{linked, Echo};
 
 #[test]
 fn an_ask_from_outside_crosses_a_link_and_its_reply_comes_back() {
@@ -26,20 +20,7 @@ fn an_ask_from_outside_crosses_a_link_and_its_reply_comes_back() {
     let there = SwarmSystem::builder().build().unwrap();
     let echo = there.spawn(Echo).unwrap().id();
     let rt = here.runtime().clone();
-    let server = rt
-        .block_on(TcpServer::bind(
-            there.communicator(),
-            "127.0.0.1:0",
-            TcpConfig::plaintext(),
-        ))
-        .unwrap();
-    let link = rt
-        .block_on(TcpLink::connect(
-            here.communicator(),
-            server.local_addr(),
-            TcpConfig::plaintext(),
-        ))
-        .unwrap();
+    let (server, link) = linked(&here, &there);
     let deadline = Instant::now() + Duration::from_secs(10);
     let reply_address = here.communicator().reply_address();
     // The link announces both ways: the echo agent here, the reply address there.

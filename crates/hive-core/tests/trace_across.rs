@@ -13,7 +13,6 @@
 
 use std::time::{Duration, Instant};
 
-use hive_core::messaging::tcp::{TcpConfig, TcpLink, TcpServer};
 use hive_core::{Agent, Context, Message, SwarmSystem};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -21,15 +20,9 @@ use tracing_subscriber::layer::SubscriberExt;
 
 #[path = "support/otel.rs"]
 mod otel;
-
-/// Answers every request with its payload.
-struct Echo;
-
-impl Agent for Echo {
-    async fn handle(&mut self, message: Message, ctx: &mut Context) {
-        let _ = ctx.reply(&message, message.payload.clone()).await;
-    }
-}
+#[path = "support/tcp.rs"]
+mod tcp;
+use tcp::{linked, Echo};
 
 /// Asks the echo agent on each message, and hands the reply out.
 struct Asker {
@@ -70,20 +63,7 @@ fn a_request_to_another_process_continues_the_askers_trace() {
         .unwrap();
     let echo = answering.spawn(Echo).unwrap().id();
     let rt = asking.runtime().clone();
-    let server = rt
-        .block_on(TcpServer::bind(
-            answering.communicator(),
-            "127.0.0.1:0",
-            TcpConfig::plaintext(),
-        ))
-        .unwrap();
-    let link = rt
-        .block_on(TcpLink::connect(
-            asking.communicator(),
-            server.local_addr(),
-            TcpConfig::plaintext(),
-        ))
-        .unwrap();
+    let (server, link) = linked(&asking, &answering);
 
     let (replies, reply_rx) = std::sync::mpsc::channel();
     let asker = asking.spawn(Asker { echo, replies }).unwrap().id();
