@@ -233,6 +233,9 @@ impl BalancerAgent {
             cell.begin(system.clock.coarse_ms());
             let started = cell.observed.as_ref().map(|_| Instant::now());
             let Life { agent, .. } = &mut *life;
+            // A panic fails the message's receipt: a durable transport
+            // delivers it again.
+            let receipt = message.receipt.clone();
             #[cfg(feature = "tracing")]
             let span = system.links.handle_span(&message, cell);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -246,6 +249,9 @@ impl BalancerAgent {
             }
             handled += 1;
             if let Err(payload) = outcome {
+                if let Some(r) = receipt {
+                    r.fail();
+                }
                 self.sender.flush();
                 return self.after_panic(
                     system,

@@ -156,6 +156,9 @@ impl<A: Agent> TokioAgent<A> {
                     Err(_) => break 'life cell.stop_reason(),
                 };
                 let started = begin(&message, &cell, &inner);
+                // A panic fails the message's receipt (a durable transport
+                // delivers it again); the future may outlive the panic.
+                let receipt = message.receipt.clone();
                 #[cfg(feature = "tracing")]
                 let span = inner.links.handle_span(&message, &cell);
                 // Each arm makes the handler's future in its own await, so
@@ -175,6 +178,9 @@ impl<A: Agent> TokioAgent<A> {
                     }
                 };
                 if let Outcome::Panicked(panic) = end(result, started, &cell, &inner) {
+                    if let Some(r) = receipt {
+                        r.fail();
+                    }
                     if !Box::pin(self.recover(&cell, &inner, panic)).await {
                         break 'life StopReason::Panicked;
                     }

@@ -198,8 +198,9 @@ impl Shared {
     ) {
         let mut store = lock(&self.dead_letters);
         let mut n = 0u64;
-        for m in messages {
+        for mut m in messages {
             n += 1;
+            settle_receipt(&mut m, reason);
             store.add(m, reason);
         }
         drop(store);
@@ -262,5 +263,20 @@ impl std::fmt::Debug for Shared {
             .field("config", &self.config)
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
+    }
+}
+
+/// A message kept as a dead letter lets go of its receipt now (the buffer
+/// may hold it long): one that expired or came too late is settled as
+/// handled, any other is asked for again (a durable transport redelivers
+/// it, to this process or another).
+fn settle_receipt(m: &mut Message, reason: UndeliveredReason) {
+    if let Some(receipt) = m.receipt.take() {
+        if !matches!(
+            reason,
+            UndeliveredReason::Expired | UndeliveredReason::LateReply
+        ) {
+            receipt.fail();
+        }
     }
 }

@@ -74,6 +74,7 @@ fn message() -> impl Strategy<Value = Message> {
                         flags,
                     })
                 }),
+                receipt: None,
             },
         )
 }

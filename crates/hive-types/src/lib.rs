@@ -37,6 +37,7 @@ mod id;
 mod kind;
 mod message;
 mod priority;
+mod receipt;
 mod recycle;
 pub mod sync;
 
@@ -45,4 +46,5 @@ pub use id::{AgentId, MessageId, ParseIdError, TaskId};
 pub use kind::{MessageKind, Recipient};
 pub use message::{Message, MessageBuilder, Timestamp, TraceContext, ENVELOPE_BYTES, TRACE_BYTES};
 pub use priority::{ParsePriorityError, PerPriority, Priority};
+pub use receipt::{Outcome, Receipt};
 pub use recycle::{BoundedRecycler, NoRecycling, Recyclable, Recycle, SharedRecycler};

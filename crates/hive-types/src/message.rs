@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::{AgentId, MessageId, MessageKind, Priority, Recipient};
+use crate::{AgentId, MessageId, MessageKind, Priority, Receipt, Recipient};
 
 /// Wall-clock time in microseconds since the Unix epoch.
 ///
@@ -110,6 +110,12 @@ pub struct Message {
         serde(default, skip_serializing_if = "Option::is_none")
     )]
     pub trace: Option<Box<TraceContext>>,
+    /// Set on a message that arrived through a transport with
+    /// acknowledgements (hive over JetStream): dropping the message, once
+    /// handled, lets the transport acknowledge it (see [`Receipt`]). Never
+    /// sent on the wire.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub receipt: Option<Receipt>,
 }
 
 /// A W3C trace context (the binary fields of a `traceparent` header): the
@@ -217,6 +223,7 @@ impl fmt::Debug for Message {
             .field("correlation_id", &self.correlation_id)
             .field("ttl", &self.ttl)
             .field("trace", &self.trace)
+            .field("receipt", &self.receipt)
             .field("payload_len", &self.payload.len())
             .finish()
     }
@@ -286,6 +293,7 @@ impl MessageBuilder {
             ttl: self.ttl,
             payload: self.payload,
             trace: self.trace,
+            receipt: None,
         }
     }
 }

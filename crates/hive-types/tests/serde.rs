@@ -53,6 +53,7 @@ fn message() -> impl Strategy<Value = Message> {
                         flags,
                     })
                 }),
+                receipt: None,
             },
         )
 }

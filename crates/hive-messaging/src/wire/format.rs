@@ -361,6 +361,7 @@ pub(crate) fn read_message(r: &mut Reader<'_>, body: &Bytes) -> Result<Message, 
         ttl: (flags & 2 != 0).then(|| Duration::from_micros(ttl)),
         payload: body.slice(start..start + len),
         trace,
+        receipt: None,
     })
 }
 
