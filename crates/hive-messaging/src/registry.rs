@@ -235,7 +235,7 @@ impl Registry {
     }
 
     /// Removes the route of `agent` if it leads to `link`.
-    #[cfg_attr(not(any(feature = "tcp", feature = "nats")), allow(dead_code))]
+    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
     pub(crate) fn remove_route(&self, agent: &AgentId, link: &Arc<Inbox>) {
         let mut map = self.write();
         if map.get(agent).is_some_and(|i| Arc::ptr_eq(i, link)) {

@@ -25,6 +25,8 @@ mod queue;
 mod stats;
 
 pub(crate) use deliver::{deliver, Target};
-pub(crate) use queue::{InFlight, LinkQueue, Unframed};
+#[cfg(feature = "tcp")]
+pub(crate) use queue::InFlight;
+pub(crate) use queue::{LinkQueue, Unframed};
 pub(crate) use stats::Counters;
 pub use stats::TransportStats;

@@ -76,6 +76,7 @@ impl LinkQueue {
     /// writer and the writer has `finished` (framed, or reported) as many as
     /// it took. Reads the counts in the order that makes a message moving
     /// between them count as not settled.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn is_drained(&self, finished: &std::sync::atomic::AtomicU64) -> bool {
         use std::sync::atomic::Ordering::SeqCst;
         self.inbox.reserved() == 0 && finished.load(SeqCst) == self.inbox.delivered()
@@ -110,6 +111,7 @@ impl<'a> Unframed<'a> {
     }
 
     /// The same guard around other messages.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) fn with(&self, messages: Vec<Message>) -> Unframed<'a> {
         Unframed::new(self.shared, self.counters, messages)
     }
@@ -134,6 +136,7 @@ impl Drop for Unframed<'_> {
 /// Frames written and not acknowledged, oldest first, bounded in frames and
 /// in bytes.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "tcp"), allow(dead_code))]
 pub(crate) struct InFlight {
     frames: VecDeque<(u64, Vec<Message>, usize)>,
     bytes: usize,
@@ -141,6 +144,7 @@ pub(crate) struct InFlight {
     max_bytes: usize,
 }
 
+#[cfg_attr(not(feature = "tcp"), allow(dead_code))]
 impl InFlight {
     pub(crate) fn new(max_frames: usize, max_bytes: usize) -> Self {
         InFlight {
