@@ -73,8 +73,9 @@
 //! ablation table of `cargo xtask bench`.
 //!
 //! Features: `mempool` and `metrics` (default); `wire`, `tcp`, `nats`,
-//! `http`; `json` (typed payloads over serde: [`json`]); `full` for
-//! everything.
+//! `jetstream` (durable agent mail: acknowledged after `handle` returns,
+//! redelivered after a crash or a panic), `http`; `json` (typed payloads
+//! over serde: [`json`]); `full` for everything.
 #![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
 mod agent;

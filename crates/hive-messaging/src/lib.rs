@@ -110,7 +110,8 @@ pub use broadcast::BroadcastReport;
 pub use communicator::Communicator;
 pub use config::CommunicatorConfig;
 pub use hive_types::{
-    AgentId, HiveError, HiveResult, Message, MessageId, MessageKind, Priority, Recipient, Rejected,
+    AgentId, HiveError, HiveResult, Message, MessageId, MessageKind, Outcome, Priority, Receipt,
+    Recipient, Rejected,
 };
 pub use mailbox::{Mailbox, MailboxProbe};
 pub use sender::Sender;

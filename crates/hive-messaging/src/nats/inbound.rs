@@ -17,6 +17,8 @@ use hive_types::{AgentId, HiveResult};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+#[cfg(feature = "jetstream")]
+use super::jetstream::{consumer_for, run, Consuming};
 use super::{nats_error, Transport};
 use crate::registry::LocalChanges;
 use crate::transport::{deliver, Target};
@@ -24,16 +26,24 @@ use crate::wire::{FrameBody, FrameDecoder};
 use crate::Sender;
 use hive_types::sync::lock;
 
+/// How a JetStream frame is acknowledged (nothing without the feature).
+#[cfg(feature = "jetstream")]
+pub(crate) type Arrived = super::jetstream::Arrived;
+#[cfg(not(feature = "jetstream"))]
+pub(crate) type Arrived = std::convert::Infallible;
+
 struct Incoming {
     message: async_nats::Message,
     target: Target,
+    /// Set for a frame read from a JetStream consumer.
+    durable: Option<Arrived>,
     _room: OwnedSemaphorePermit,
 }
 
 /// Where subscriptions send what they read: a queue bounded in frames and
 /// (through the semaphore) in bytes.
 #[derive(Clone)]
-struct Forward {
+pub(crate) struct Forward {
     tx: mpsc::Sender<Incoming>,
     room: Arc<Semaphore>,
     max_bytes: u32,
@@ -42,21 +52,32 @@ struct Forward {
 impl Forward {
     async fn run(self, mut sub: async_nats::Subscriber, target: Target) {
         while let Some(message) = sub.next().await {
-            let want = u32::try_from(message.payload.len())
-                .unwrap_or(u32::MAX)
-                .clamp(1, self.max_bytes);
-            let Ok(room) = self.room.clone().acquire_many_owned(want).await else {
-                return;
-            };
-            let incoming = Incoming {
-                message,
-                target,
-                _room: room,
-            };
-            if self.tx.send(incoming).await.is_err() {
+            if !self.push(message, target, None).await {
                 return;
             }
         }
+    }
+
+    /// Queues one frame, waiting for room; false once delivery stopped.
+    pub(crate) async fn push(
+        &self,
+        message: async_nats::Message,
+        target: Target,
+        durable: Option<Arrived>,
+    ) -> bool {
+        let want = u32::try_from(message.payload.len())
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.max_bytes);
+        let Ok(room) = self.room.clone().acquire_many_owned(want).await else {
+            return false;
+        };
+        let incoming = Incoming {
+            message,
+            target,
+            durable,
+            _room: room,
+        };
+        self.tx.send(incoming).await.is_ok()
     }
 }
 
@@ -69,10 +90,24 @@ pub(crate) struct Subscriptions {
 impl Subscriptions {
     pub(crate) async fn join_group(
         &self,
-        t: &Transport,
+        t: &Arc<Transport>,
         group: &str,
         member: AgentId,
     ) -> HiveResult<()> {
+        #[cfg(feature = "jetstream")]
+        if let Some(d) = &t.durable {
+            let whom = Consuming::Group(group.to_string());
+            let consumer = consumer_for(t, d, &whom).await?;
+            let task = tokio::spawn(run(
+                t.clone(),
+                consumer,
+                whom,
+                Target::Member(member),
+                self.forward.clone(),
+            ));
+            lock(&self.groups).push(task);
+            return Ok(());
+        }
         let sub = t
             .client
             .queue_subscribe(t.group_subject(group), group.to_string())
@@ -143,8 +178,22 @@ struct AgentSubscriptions {
 }
 
 impl AgentSubscriptions {
-    async fn subscribe(&mut self, t: &Transport, agent: AgentId) {
+    async fn subscribe(&mut self, t: &Arc<Transport>, agent: AgentId) {
         if self.live.contains_key(&agent) {
+            return;
+        }
+        #[cfg(feature = "jetstream")]
+        if let Some(d) = &t.durable {
+            let whom = Consuming::Agent(agent);
+            match consumer_for(t, d, &whom).await {
+                Ok(consumer) => {
+                    let forward = self.forward.clone();
+                    let task =
+                        tokio::spawn(run(t.clone(), consumer, whom, Target::Agents, forward));
+                    self.live.insert(agent, task);
+                }
+                Err(_) => t.counters.rejected("consumer"),
+            }
             return;
         }
         match t.client.subscribe(t.agent_subject(&agent)).await {
@@ -163,7 +212,7 @@ impl AgentSubscriptions {
     }
 
     /// Compares with every local agent (at start, or after falling behind).
-    async fn resync(&mut self, t: &Transport) {
+    async fn resync(&mut self, t: &Arc<Transport>) {
         let now: HashSet<AgentId> = t.shared.hosted().into_iter().collect();
         for agent in &now {
             self.subscribe(t, *agent).await;
@@ -224,20 +273,38 @@ async fn deliver_all(
 ) {
     while let Some(incoming) = rx.recv().await {
         let Incoming {
-            message, target, ..
+            message,
+            target,
+            durable,
+            ..
         } = incoming;
         t.counters.bytes_in(message.payload.len());
         let frame = match decoder.decode(&message.payload) {
             Ok(frame) => frame,
             Err(_) => {
-                // The sender's acknowledgement times out: unknown there.
+                // The sender's acknowledgement times out: unknown there. A
+                // durable frame goes to the dead letters.
                 t.counters.rejected("decode");
+                if let Some(arrived) = durable {
+                    undecodable(&t, arrived, message.payload).await;
+                }
                 continue;
             }
         };
-        let FrameBody::Messages(messages) = frame.body else {
+        // A durable frame is acknowledged when this receipt's last clone
+        // goes: at once for a control frame, after handling for messages.
+        let receipt = durable.and_then(|arrived| receipt_for(&t, arrived));
+        let FrameBody::Messages(mut messages) = frame.body else {
             continue; // control frames mean nothing over NATS
         };
+        if let Some(receipt) = receipt {
+            for m in &mut messages {
+                m.receipt = Some(receipt.clone());
+            }
+            let per_turn = t.config.messages_per_turn;
+            deliver(&t.shared, &local, messages, target, per_turn, &t.counters).await;
+            continue; // acknowledged by the receipt, not by a reply
+        }
         let per_turn = t.config.messages_per_turn;
         deliver(&t.shared, &local, messages, target, per_turn, &t.counters).await;
         if let Some(reply) = message.reply {
@@ -246,4 +313,26 @@ async fn deliver_all(
             }
         }
     }
+}
+
+#[cfg(feature = "jetstream")]
+fn receipt_for(t: &Arc<Transport>, arrived: Arrived) -> Option<hive_types::Receipt> {
+    super::jetstream::settle_frame(t, arrived)
+}
+
+#[cfg(not(feature = "jetstream"))]
+fn receipt_for(_: &Arc<Transport>, arrived: Arrived) -> Option<hive_types::Receipt> {
+    match arrived {}
+}
+
+#[cfg(feature = "jetstream")]
+async fn undecodable(t: &Transport, arrived: Arrived, frame: Bytes) {
+    if let Some(d) = &t.durable {
+        super::jetstream::dead_letter(d, arrived, frame, "undecodable").await;
+    }
+}
+
+#[cfg(not(feature = "jetstream"))]
+async fn undecodable(_: &Transport, arrived: Arrived, _: Bytes) {
+    match arrived {}
 }

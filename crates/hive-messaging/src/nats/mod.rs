@@ -52,11 +52,27 @@
 //! bytes. [`close`](NatsTransport::close) never waits longer than
 //! `close_timeout`, server or no server.
 //!
-//! Acknowledged delivery across restarts of the *receiver* (at least once)
-//! needs JetStream; this transport does not use it.
+//! ## Durable mail (feature `jetstream`)
+//!
+//! With [`NatsConfig::durable`] set, agent and group mail goes through a
+//! JetStream work-queue stream instead (subjects `hive.<swarm>.js.agent.<id>`
+//! and `hive.<swarm>.js.group.<name>`) and is handled **at least once**,
+//! across crashes of the receiver and restarts of the server: frames are
+//! published with a message id and count as delivered once the stream
+//! stored them; each hosted agent and joined group reads through a durable
+//! consumer; a received frame is acknowledged when all its messages were
+//! dropped after handling (their shared [`Receipt`](hive_types::Receipt)),
+//! redelivered if one failed, and moved to `hive.<swarm>.js.dead.<whom>`
+//! after [`DurableConfig::max_deliver`] deliveries. Broadcasts stay on core
+//! NATS.
 
 mod inbound;
+#[cfg(feature = "jetstream")]
+mod jetstream;
 mod outbound;
+
+#[cfg(feature = "jetstream")]
+pub use jetstream::{DurableConfig, DurableStats, Storage};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -114,6 +130,10 @@ pub struct NatsConfig {
     /// (their senders then see no acknowledgement), when the transport makes
     /// the client (1,024).
     pub subscription_capacity: usize,
+    /// Agent and group mail through a JetStream stream, at least once
+    /// (feature `jetstream`; `None`, core NATS, by default).
+    #[cfg(feature = "jetstream")]
+    pub durable: Option<DurableConfig>,
 }
 
 impl Default for NatsConfig {
@@ -135,6 +155,8 @@ impl Default for NatsConfig {
             inbound_bytes: 16 << 20,
             client_capacity: 1024,
             subscription_capacity: 1024,
+            #[cfg(feature = "jetstream")]
+            durable: None,
         }
     }
 }
@@ -172,6 +194,10 @@ impl NatsConfig {
                 "must be one subject token: not empty, no '.', '*', '>' or space",
             ));
         }
+        #[cfg(feature = "jetstream")]
+        if let Some(d) = &self.durable {
+            d.validate()?;
+        }
         Ok(())
     }
 }
@@ -192,6 +218,9 @@ pub(crate) struct Transport {
     pub(crate) ack_prefix: String,
     /// Connections the client had made when the transport started.
     connects_at_start: u64,
+    /// The JetStream side, when agent mail is durable.
+    #[cfg(feature = "jetstream")]
+    pub(crate) durable: Option<jetstream::Durable>,
 }
 
 impl Transport {
@@ -205,6 +234,29 @@ impl Transport {
 
     pub(crate) fn group_subject(&self, name: &str) -> String {
         format!("hive.{}.group.{name}", self.config.swarm)
+    }
+
+    /// Whether agent and group mail goes through JetStream.
+    pub(crate) fn is_durable(&self) -> bool {
+        #[cfg(feature = "jetstream")]
+        return self.durable.is_some();
+        #[cfg(not(feature = "jetstream"))]
+        false
+    }
+
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn js_agent_subject(&self, agent: &AgentId) -> String {
+        format!("hive.{}.js.agent.{agent}", self.config.swarm)
+    }
+
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn js_group_subject(&self, name: &str) -> String {
+        format!("hive.{}.js.group.{name}", self.config.swarm)
+    }
+
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn js_dead_subject(&self, whom: &str) -> String {
+        format!("hive.{}.js.dead.{whom}", self.config.swarm)
     }
 
     fn stats(&self) -> TransportStats {
@@ -266,6 +318,8 @@ impl NatsTransport {
         config: NatsConfig,
     ) -> HiveResult<NatsTransport> {
         config.validate()?;
+        // async-nats takes a list, not a comma-separated string.
+        let servers: Vec<&str> = servers.split(',').map(str::trim).collect();
         let client = options
             .no_echo()
             .connect(servers)
@@ -287,6 +341,13 @@ impl NatsTransport {
         let queue = LinkQueue::open(&shared, config.write_queue, config.write_queue_bytes);
         shared.registry.set_default_route(Some(queue.inbox.clone()));
         let connects_at_start = client.statistics().connects.load(Ordering::Relaxed);
+        #[cfg(feature = "jetstream")]
+        let durable = match &config.durable {
+            Some(d) => {
+                Some(jetstream::Durable::open(client.clone(), &config.swarm, d.clone()).await?)
+            }
+            None => None,
+        };
         let transport = Arc::new(Transport {
             shared,
             ack_prefix: format!("{}.hive-ack", client.new_inbox()),
@@ -298,6 +359,8 @@ impl NatsTransport {
             groups: Mutex::new(HashMap::new()),
             counters: Counters::new("nats"),
             connects_at_start,
+            #[cfg(feature = "jetstream")]
+            durable,
         });
         let (inbound, inbound_tasks) = inbound::start(transport.clone(), comm.sender()).await?;
         let mut tasks = outbound::start(transport.clone()).await?;
@@ -330,6 +393,23 @@ impl NatsTransport {
         let address = group_address(&self.transport.config.swarm, group);
         lock(&self.transport.groups).insert(address, group.to_string());
         address
+    }
+
+    /// What the JetStream side did so far (`None` without
+    /// [`NatsConfig::durable`]).
+    #[cfg(feature = "jetstream")]
+    pub fn durable_stats(&self) -> Option<DurableStats> {
+        let d = self.transport.durable.as_ref()?;
+        Some(d.counters.snapshot())
+    }
+
+    /// The subject (in the stream) where frames for `whom` (an agent id, or
+    /// a group name) go after `max_deliver` deliveries, with the headers
+    /// `Hive-Reason`, `Hive-Deliveries` and `Hive-Stream-Sequence`. Read it
+    /// with a consumer of your own.
+    #[cfg(feature = "jetstream")]
+    pub fn dead_letter_subject(&self, whom: &str) -> String {
+        self.transport.js_dead_subject(whom)
     }
 
     /// The server's largest accepted payload.

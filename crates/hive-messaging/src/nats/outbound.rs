@@ -22,9 +22,9 @@ use crate::wire::FrameEncoder;
 use hive_types::sync::lock;
 
 /// A frame published and not yet settled.
-struct PendingFrame {
+pub(crate) struct PendingFrame {
     sent: Instant,
-    messages: Vec<Message>,
+    pub(crate) messages: Vec<Message>,
     bytes: usize,
 }
 
@@ -57,6 +57,12 @@ impl Pending {
         lock(&self.window).frames.len()
     }
 
+    /// Whether frame `sequence` still waits.
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+    pub(crate) fn contains(&self, sequence: u64) -> bool {
+        lock(&self.window).frames.contains_key(&sequence)
+    }
+
     fn is_full(&self) -> bool {
         let w = lock(&self.window);
         w.frames.len() >= self.max_frames || w.bytes >= self.max_bytes
@@ -78,7 +84,7 @@ impl Pending {
     /// Removes frame `sequence` and settles it with `settle` before the
     /// window shows it gone (so `NatsTransport::settle` never returns
     /// before its counts do). False if it was settled already.
-    fn remove(&self, sequence: u64, settle: impl FnOnce(PendingFrame)) -> bool {
+    pub(crate) fn remove(&self, sequence: u64, settle: impl FnOnce(PendingFrame)) -> bool {
         {
             let mut w = lock(&self.window);
             let Some(frame) = w.frames.remove(&sequence) else {
@@ -180,9 +186,15 @@ async fn sweep(t: Arc<Transport>) {
 fn route(t: &Transport, m: &Message) -> (String, bool) {
     match m.recipient {
         Recipient::Broadcast => (t.broadcast_subject(), false),
-        Recipient::Agent(id) => match lock(&t.groups).get(&id) {
-            Some(name) => (t.group_subject(name), true),
-            None => (t.agent_subject(&id), true),
+        Recipient::Agent(id) => match (lock(&t.groups).get(&id), t.is_durable()) {
+            (Some(name), false) => (t.group_subject(name), true),
+            (None, false) => (t.agent_subject(&id), true),
+            #[cfg(feature = "jetstream")]
+            (Some(name), true) => (t.js_group_subject(name), true),
+            #[cfg(feature = "jetstream")]
+            (None, true) => (t.js_agent_subject(&id), true),
+            #[cfg(not(feature = "jetstream"))]
+            (_, true) => (t.agent_subject(&id), true),
         },
     }
 }
@@ -285,6 +297,13 @@ async fn publish(
         // The client's own queue blocks while it is disconnected; give up
         // after the ack timeout (the command was then not queued).
         let within = t.config.ack_timeout;
+        #[cfg(feature = "jetstream")]
+        if ack && t.is_durable() {
+            t.pending.insert(*sequence, chunk_messages, info.raw_len);
+            super::jetstream::publish(t, subject.to_string(), *sequence, payload).await;
+            t.counters.frame_sent(n, info.raw_len, info.frame_len);
+            continue;
+        }
         let published = if ack {
             t.pending.insert(*sequence, chunk_messages, info.raw_len);
             let reply = format!("{}.{}", t.ack_prefix, *sequence);

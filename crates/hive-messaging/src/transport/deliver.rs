@@ -24,7 +24,8 @@ pub(crate) enum Target {
 /// Hands `messages` to local mailboxes, waiting for room (backpressure on
 /// the peer), yielding every `per_turn` messages. What no local agent can
 /// take is reported (`NoRecipient`); a message whose id was taken before is
-/// dropped and counted as a duplicate.
+/// dropped and counted as a duplicate (unless a durable transport delivers
+/// it again on purpose).
 pub(crate) async fn deliver(
     shared: &Shared,
     local: &Sender,
@@ -38,7 +39,10 @@ pub(crate) async fn deliver(
         if i > 0 && i % per_turn.max(1) == 0 {
             tokio::task::yield_now().await;
         }
-        if !shared.first_time(&m) {
+        // A durable transport's redelivery is meant: the frame failed, or
+        // its acknowledgement was lost. Only first deliveries are checked.
+        let redelivered = m.receipt.as_ref().is_some_and(|r| r.redelivered());
+        if !redelivered && !shared.first_time(&m) {
             duplicates += 1;
             continue;
         }

@@ -119,3 +119,40 @@ pub(crate) fn swarm() -> NatsConfig {
         ..NatsConfig::default()
     }
 }
+
+/// A nats-server with JetStream, its store in a temporary directory
+/// (removed when dropped, after the server).
+#[cfg(feature = "jetstream")]
+pub(crate) struct JetStreamServer {
+    pub(crate) server: Server,
+    _store: tempfile::TempDir,
+}
+
+#[cfg(feature = "jetstream")]
+impl JetStreamServer {
+    pub(crate) fn start(binary: &PathBuf) -> JetStreamServer {
+        let store = tempfile::tempdir().unwrap();
+        let dir = store.path().to_string_lossy().into_owned();
+        let server = Server::start(binary, free_port(), &["-js".into(), "-sd".into(), dir]);
+        JetStreamServer {
+            server,
+            _store: store,
+        }
+    }
+}
+
+/// A swarm of its own with durable (JetStream) agent mail, tuned so that
+/// crashes are noticed within a second or two.
+#[cfg(feature = "jetstream")]
+pub(crate) fn durable_swarm() -> NatsConfig {
+    use hive_messaging::nats::DurableConfig;
+    NatsConfig {
+        durable: Some(DurableConfig {
+            ack_wait: Duration::from_secs(2),
+            publish_timeout: Duration::from_secs(1),
+            backoff: vec![Duration::from_millis(50)],
+            ..DurableConfig::default()
+        }),
+        ..swarm()
+    }
+}
