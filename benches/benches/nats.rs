@@ -1,7 +1,10 @@
 //! hive over NATS beside one NATS message per hive message, same server,
 //! same run: messages per second and bytes on the wire for the fixed-seed
-//! corpus of agent messages. Needs `nats-server` (the bench starts one on a
-//! free loopback port); without it the bench says so and records nothing.
+//! corpus of agent messages; then hive over JetStream (durable mail, file
+//! storage) beside one JetStream message per hive message and beside hive
+//! over core NATS (the price of durability). Needs `nats-server` (the bench
+//! starts one with JetStream on a free loopback port); without it the bench
+//! says so and records nothing.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -16,17 +19,18 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures::StreamExt;
 use hive_benches::{corpus, median, record, scale, Extra};
-use hive_messaging::nats::{NatsConfig, NatsTransport};
+use hive_messaging::nats::{DurableConfig, NatsConfig, NatsTransport};
 use hive_messaging::wire::{EncoderConfig, FrameEncoder};
 use hive_messaging::{Communicator, CommunicatorConfig};
 use hive_types::{AgentId, Message};
 
-struct Server(Child, u16);
+struct Server(Child, u16, PathBuf);
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.2);
     }
 }
 
@@ -44,8 +48,10 @@ fn start_server() -> Option<Server> {
         .local_addr()
         .unwrap()
         .port();
+    let store = std::env::temp_dir().join(format!("hive-bench-js-{}", std::process::id()));
     let child = Command::new(bin)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(&store)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -57,7 +63,7 @@ fn start_server() -> Option<Server> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Some(Server(child, port))
+    Some(Server(child, port, store))
 }
 
 /// How long a receiver waits for the next message before it counts the
@@ -74,8 +80,9 @@ struct Run {
     lost: usize,
 }
 
-/// hive: communicator to communicator through NATS.
-fn hive_run(url: &str, messages: &[Message]) -> Run {
+/// hive: communicator to communicator through NATS (core, or JetStream
+/// with `durable`).
+fn hive_run(url: &str, messages: &[Message], durable: bool) -> Run {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,6 +90,7 @@ fn hive_run(url: &str, messages: &[Message]) -> Run {
         .unwrap();
     let config = NatsConfig {
         swarm: format!("bench{}", fastrand::u32(..)),
+        durable: durable.then(DurableConfig::default),
         ..NatsConfig::default()
     };
     let (a, b) = (
@@ -116,7 +124,7 @@ fn hive_run(url: &str, messages: &[Message]) -> Run {
     let mut got = 0;
     while got < n && mailbox.recv_timeout(QUIET).is_ok() {
         got += 1 + mailbox.try_recv_many(&mut buf, 1024).unwrap();
-        buf.clear();
+        buf.clear(); // handled: a durable frame is acknowledged
     }
     let rate = got as f64 / start.elapsed().as_secs_f64();
     producer.join().unwrap();
@@ -194,6 +202,8 @@ fn nats(_: &mut Criterion) {
     ] {
         compare(&url, name, &messages);
     }
+    let messages = corpus::messages(4, scale(100_000, 20_000));
+    compare_durable(&url, "corpus messages, mean 0.94 KB", &messages);
 }
 
 fn compare(url: &str, name: &str, messages: &[Message]) {
@@ -201,7 +211,7 @@ fn compare(url: &str, name: &str, messages: &[Message]) {
     let (mut hr, mut pr) = (Vec::new(), Vec::new());
     let (mut hb, mut pb) = (0, 0);
     for _ in 0..rounds {
-        let hive = hive_run(url, messages);
+        let hive = hive_run(url, messages, false);
         let plain = per_message_run(url, messages);
         for (who, run) in [
             ("hive", &hive),
@@ -245,6 +255,152 @@ fn compare(url: &str, name: &str, messages: &[Message]) {
         anchor: "one NATS message per hive message",
         anchor_value: pb as f64,
         goal: 0.4,
+    });
+}
+
+/// One JetStream message per hive message (its record in an uncompressed
+/// frame), as async-nats's docs show it: publishes with their
+/// acknowledgements awaited 256 at a time, a durable pull consumer
+/// acknowledging each message after reading it. File storage, work queue.
+fn per_js_message_run(url: &str, messages: &[Message]) -> Run {
+    use async_nats::jetstream::{self, consumer, stream};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js = jetstream::new(async_nats::connect(url).await.unwrap());
+        let name = format!("PER_MESSAGE_{}", fastrand::u32(..));
+        let subject = format!("per-message.js.{name}");
+        let stream = js
+            .create_stream(stream::Config {
+                name: name.clone(),
+                subjects: vec![subject.clone()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let consumer: consumer::PullConsumer = stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some("reader".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut encoder = FrameEncoder::new(EncoderConfig::uncompressed()).unwrap();
+        let n = messages.len();
+        let start = Instant::now();
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            let mut stream = consumer.messages().await.unwrap();
+            while got < n {
+                match tokio::time::timeout(QUIET, stream.next()).await {
+                    Ok(Some(Ok(m))) => {
+                        std::hint::black_box(m.payload.len());
+                        m.ack().await.unwrap();
+                    }
+                    _ => break,
+                };
+                got += 1;
+            }
+            got
+        });
+        let mut bytes = 0u64;
+        let mut frame = Vec::new();
+        let mut acks = futures::stream::FuturesUnordered::new();
+        for (i, m) in messages.iter().enumerate() {
+            frame.clear();
+            encoder
+                .encode_messages(std::slice::from_ref(m), i as u64, &mut frame)
+                .unwrap();
+            bytes += frame.len() as u64;
+            let payload = bytes::Bytes::copy_from_slice(&frame);
+            acks.push(std::future::IntoFuture::into_future(
+                js.publish(subject.clone(), payload).await.unwrap(),
+            ));
+            if acks.len() >= 256 {
+                acks.next().await.unwrap().unwrap();
+            }
+        }
+        while let Some(ack) = acks.next().await {
+            ack.unwrap();
+        }
+        let got = reader.await.unwrap();
+        let _ = js.delete_stream(&name).await;
+        Run {
+            rate: got as f64 / start.elapsed().as_secs_f64(),
+            bytes,
+            lost: n - got,
+        }
+    })
+}
+
+/// hive over JetStream beside one JetStream message per hive message and
+/// beside hive over core NATS.
+fn compare_durable(url: &str, name: &str, messages: &[Message]) {
+    let rounds = scale(3, 1);
+    let (mut dr, mut pr, mut cr) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut db, mut pb) = (0, 0);
+    for _ in 0..rounds {
+        let durable = hive_run(url, messages, true);
+        let plain = per_js_message_run(url, messages);
+        let core = hive_run(url, messages, false);
+        for (who, run) in [
+            ("hive over JetStream", &durable),
+            ("one JetStream message per hive message", &plain),
+        ] {
+            if run.lost > 0 {
+                println!(
+                    "jetstream, {name}: {who} lost {} of {} messages",
+                    run.lost,
+                    messages.len()
+                );
+            }
+        }
+        (db, pb) = (durable.bytes, plain.bytes);
+        dr.push(durable.rate);
+        pr.push(plain.rate);
+        cr.push(core.rate);
+    }
+    let (d, p, c) = (median(&mut dr), median(&mut pr), median(&mut cr));
+    println!(
+        "jetstream, {name} ({}): hive {d:.0} msg/s, {db} B; one JetStream message per hive message {p:.0} msg/s, {pb} B ({:.1}x the rate, {:.2} of the bytes); hive over core NATS {c:.0} msg/s ({:.2} of it)",
+        messages.len(),
+        d / p,
+        db as f64 / pb as f64,
+        d / c
+    );
+    record(&Extra {
+        component: "hive-messaging",
+        case: &format!("jetstream messages/s, {name}"),
+        unit: "msg/s",
+        higher_is_better: true,
+        hive: d,
+        anchor: "one JetStream message per hive message",
+        anchor_value: p,
+        goal: 5.0,
+    });
+    record(&Extra {
+        component: "hive-messaging",
+        case: &format!("jetstream bytes on the wire, {name}"),
+        unit: "bytes",
+        higher_is_better: false,
+        hive: db as f64,
+        anchor: "one JetStream message per hive message",
+        anchor_value: pb as f64,
+        goal: 0.4,
+    });
+    record(&Extra {
+        component: "hive-messaging",
+        case: &format!("jetstream messages/s beside core NATS (the price of durability), {name}"),
+        unit: "msg/s",
+        higher_is_better: true,
+        hive: d,
+        anchor: "hive over core NATS",
+        anchor_value: c,
+        goal: f64::NAN,
     });
 }
 
