@@ -361,3 +361,34 @@ fn small_batches_stay_uncompressed_and_compression_pays_on_text() {
     );
     assert!(encoder.stats().ratio() > 1.0);
 }
+
+#[test]
+fn the_level_changes_between_frames_and_both_decode() {
+    let (a, b) = (AgentId::random(), AgentId::random());
+    let batch: Vec<Message> = (0..200)
+        .map(|i| Message::new(a, b, text_payload(i, 600)))
+        .collect();
+    let mut encoder = FrameEncoder::new(EncoderConfig::default()).unwrap();
+    let (mut small, mut fast) = (Vec::new(), Vec::new());
+    encoder.set_level(19).unwrap();
+    encoder.encode_messages(&batch, 1, &mut small).unwrap();
+    encoder.set_level(-7).unwrap();
+    assert_eq!(encoder.level(), -7);
+    encoder.encode_messages(&batch, 2, &mut fast).unwrap();
+    assert!(
+        fast.len() > small.len(),
+        "{} <= {}",
+        fast.len(),
+        small.len()
+    );
+    let mut decoder = FrameDecoder::new(Limits::default()).unwrap();
+    for frame in [&small, &fast] {
+        let FrameBody::Messages(got) = decoder.decode(frame).unwrap().body else {
+            panic!("messages");
+        };
+        assert_eq!(got, batch);
+    }
+    let mut gzip = FrameEncoder::new(EncoderConfig::gzip()).unwrap();
+    assert!(gzip.set_level(-1).is_err());
+    assert_eq!(gzip.level(), 6);
+}

@@ -17,7 +17,9 @@
 //! Each NATS message carries one hive frame (`docs/wire-format.md`): batched
 //! per subject, compressed above the threshold, never above the server's
 //! `max_payload` (a batch is split instead; a single message larger than
-//! `max_payload` cannot travel and is reported).
+//! `max_payload` cannot travel and is reported). The zstd level adapts
+//! frame by frame between [`NatsConfig::fastest_level`] and the encoder's
+//! level, from whether compressing or the connection holds the writer back.
 //!
 //! ## Connecting
 //!
@@ -66,6 +68,7 @@
 //! after [`DurableConfig::max_deliver`] deliveries. Broadcasts stay on core
 //! NATS.
 
+mod adapt;
 mod inbound;
 #[cfg(feature = "jetstream")]
 mod jetstream;
@@ -95,6 +98,11 @@ pub struct NatsConfig {
     pub swarm: String,
     /// Compression of outgoing frames.
     pub encoder: EncoderConfig,
+    /// The fastest zstd level the writer drops to, a step per frame, while
+    /// compressing rather than the connection holds messages back (-3);
+    /// `encoder.level` is where it climbs back to. Set it to
+    /// `encoder.level` for one fixed level.
+    pub fastest_level: i32,
     /// Limits on incoming frames.
     pub limits: Limits,
     /// Dictionaries incoming frames may use.
@@ -141,6 +149,7 @@ impl Default for NatsConfig {
         NatsConfig {
             swarm: "default".into(),
             encoder: EncoderConfig::default(),
+            fastest_level: -3,
             limits: Limits::default(),
             dictionaries: Vec::new(),
             write_queue: 65_536,

@@ -14,6 +14,7 @@ use hive_types::{HiveResult, Message, Recipient};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::adapt::Adaptive;
 use super::{nats_error, Transport};
 use crate::transport::{LinkQueue, Unframed};
 use crate::undelivered::UndeliveredReason;
@@ -227,8 +228,18 @@ async fn write(t: Arc<Transport>, mut encoder: FrameEncoder) {
         Vec::with_capacity(t.config.frame_messages),
     );
     let mut sequence = 0u64;
+    let mut adapt = Adaptive::new(
+        t.config.encoder.codec,
+        t.config.encoder.level,
+        t.config.fastest_level,
+    );
     loop {
+        let waited = Instant::now();
         wait_until_open(&t).await;
+        let mut spent = Spent {
+            encoding: Duration::ZERO,
+            sending: waited.elapsed(),
+        };
         let max = t.config.frame_messages;
         if LinkQueue::next(&mut consumer, &mut batch.messages, max)
             .await
@@ -236,6 +247,7 @@ async fn write(t: Arc<Transport>, mut encoder: FrameEncoder) {
         {
             return;
         }
+        let backlog = batch.messages.len() >= max;
         // Group by subject, keeping each subject's messages in order.
         let mut by_subject: Vec<(String, bool, Unframed<'_>)> = Vec::new();
         let taken = batch.messages.len() as u64;
@@ -247,9 +259,16 @@ async fn write(t: Arc<Transport>, mut encoder: FrameEncoder) {
             }
         }
         for (subject, ack, messages) in by_subject {
-            publish(&t, &mut encoder, &subject, ack, messages, &mut sequence).await;
+            let out = (&mut encoder, &mut spent);
+            publish(&t, out, &subject, ack, messages, &mut sequence).await;
         }
         t.finished.fetch_add(taken, Ordering::SeqCst);
+        let level = adapt.next(spent.encoding, spent.sending, backlog);
+        if level != encoder.level() && encoder.set_level(level).is_ok() {
+            #[cfg(feature = "metrics")]
+            metrics::gauge!("hive_transport_compression_level", "transport" => "nats")
+                .set(f64::from(level));
+        }
     }
 }
 
@@ -259,11 +278,17 @@ fn not_sent(t: &Transport, messages: Vec<Message>) {
     t.shared.undeliverable(messages, UndeliveredReason::NotSent);
 }
 
+/// Where a writer's time went for one batch.
+struct Spent {
+    encoding: Duration,
+    sending: Duration,
+}
+
 /// Publishes `messages` as frames of at most `max_payload` bytes (halving
 /// the batch until it fits).
 async fn publish(
     t: &Arc<Transport>,
-    encoder: &mut FrameEncoder,
+    (encoder, spent): (&mut FrameEncoder, &mut Spent),
     subject: &str,
     ack: bool,
     messages: Unframed<'_>,
@@ -274,7 +299,10 @@ async fn publish(
     while let Some(mut chunk) = chunks.pop_front() {
         *sequence += 1;
         frame.clear();
-        let Ok(info) = encoder.encode_messages(&chunk.messages, *sequence, &mut frame) else {
+        let started = Instant::now();
+        let encoded = encoder.encode_messages(&chunk.messages, *sequence, &mut frame);
+        spent.encoding += started.elapsed();
+        let Ok(info) = encoded else {
             chunk.not_sent();
             continue;
         };
@@ -294,6 +322,7 @@ async fn publish(
         let chunk_messages = std::mem::take(&mut chunk.messages);
         let n = chunk_messages.len();
         let payload = Bytes::copy_from_slice(&frame);
+        let _sending = Elapsed::into(&mut spent.sending);
         // The client's own queue blocks while it is disconnected; give up
         // after the ack timeout (the command was then not queued).
         let within = t.config.ack_timeout;
@@ -332,5 +361,26 @@ async fn publish(
         } else {
             t.counters.rejected("publish");
         }
+    }
+}
+
+/// Adds the time until it is dropped to a total.
+struct Elapsed<'a> {
+    total: &'a mut Duration,
+    started: Instant,
+}
+
+impl<'a> Elapsed<'a> {
+    fn into(total: &'a mut Duration) -> Self {
+        Elapsed {
+            total,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Elapsed<'_> {
+    fn drop(&mut self) {
+        *self.total += self.started.elapsed();
     }
 }

@@ -148,6 +148,27 @@ impl FrameEncoder {
         &self.stats
     }
 
+    /// The compression level it encodes at now.
+    pub fn level(&self) -> i32 {
+        self.config.level
+    }
+
+    /// Changes the compression level for the frames that follow (zstd: any
+    /// level zstd accepts, negative ones the fastest; gzip: 0 to 9).
+    pub fn set_level(&mut self, level: i32) -> HiveResult<()> {
+        match &mut self.zstd {
+            Some(z) => z.set_compression_level(level)?,
+            None if self.config.codec == Codec::Gzip && !(0..=9).contains(&level) => {
+                return Err(config_error(format!(
+                    "gzip level must be 0..=9, not {level}"
+                )))
+            }
+            None => {}
+        }
+        self.config.level = level;
+        Ok(())
+    }
+
     /// Appends one frame holding `messages` to `out`.
     pub fn encode_messages<'a>(
         &mut self,
