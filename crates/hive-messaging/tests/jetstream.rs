@@ -220,3 +220,59 @@ fn a_server_restart_with_file_storage_loses_nothing() {
     rt.block_on(ta.close());
     rt.block_on(tb.close());
 }
+
+#[test]
+fn a_group_shares_one_durable_consumer_between_its_member_processes() {
+    let Some(bin) = nats_server_binary() else {
+        return;
+    };
+    let js = JetStreamServer::start(&bin);
+    let rt = runtime();
+    let config = durable_swarm();
+    let (front, w1, w2) = (comm(), comm(), comm());
+    let (m1, m2) = (AgentId::random(), AgentId::random());
+    let mut boxes = [w1.register(m1).unwrap(), w2.register(m2).unwrap()];
+    let url = js.server.url();
+    let t1 = rt
+        .block_on(NatsTransport::connect(&w1, &url, config.clone()))
+        .unwrap();
+    let t2 = rt
+        .block_on(NatsTransport::connect(&w2, &url, config.clone()))
+        .unwrap();
+    rt.block_on(t1.join_group("resize", m1)).unwrap();
+    rt.block_on(t2.join_group("resize", m2)).unwrap();
+    let tf = rt
+        .block_on(NatsTransport::connect(&front, &url, config))
+        .unwrap();
+    let group = tf.group_address("resize");
+    let sender = front.sender();
+    let me = AgentId::random();
+    for i in 0..2000u32 {
+        sender
+            .send(Message::new(me, group, i.to_le_bytes().to_vec()))
+            .unwrap();
+        if i % 10 == 0 {
+            sender.flush(); // many small frames, so both members get some
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    sender.flush();
+    let mut seen = HashSet::new();
+    let mut counts = [0usize; 2];
+    wait_until("every message to reach a member", || {
+        for (i, b) in boxes.iter_mut().enumerate() {
+            while let Ok(Some(m)) = b.try_recv() {
+                assert!(m.receipt.is_some());
+                seen.insert(seq(&m));
+                counts[i] += 1;
+            }
+        }
+        seen.len() == 2000
+    });
+    assert!(counts[0] > 0 && counts[1] > 0, "work spread: {counts:?}");
+    rt.block_on(tf.settle(Duration::from_secs(10))).unwrap();
+    assert_eq!(tf.stats().messages_acked, 2000);
+    for t in [t1, t2, tf] {
+        rt.block_on(t.close());
+    }
+}
