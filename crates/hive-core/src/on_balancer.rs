@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use hive_messaging::{Mailbox, Turns, UndeliveredReason};
-use hive_types::{Message, Priority};
+use hive_types::{Message, Priority, ReceiptGuard};
 
 use crate::agent::SyncAgent;
 use crate::cell::{bump, AgentCell, Runner};
@@ -235,7 +235,7 @@ impl BalancerAgent {
             let Life { agent, .. } = &mut *life;
             // A panic fails the message's receipt: a durable transport
             // delivers it again.
-            let receipt = message.receipt.clone();
+            let guard = ReceiptGuard::new(message.receipt.clone());
             #[cfg(feature = "tracing")]
             let span = system.links.handle_span(&message, cell);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -248,10 +248,11 @@ impl BalancerAgent {
                 observed.record(started.elapsed());
             }
             handled += 1;
+            match outcome.is_ok() {
+                true => guard.done(),
+                false => drop(guard),
+            }
             if let Err(payload) = outcome {
-                if let Some(r) = receipt {
-                    r.fail();
-                }
                 self.sender.flush();
                 return self.after_panic(
                     system,

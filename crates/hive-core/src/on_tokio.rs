@@ -8,7 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use hive_messaging::{Mailbox, UndeliveredReason};
-use hive_types::Message;
+use hive_types::{Message, ReceiptGuard};
 
 use crate::agent::Agent;
 use crate::cell::{bump, AgentCell};
@@ -156,9 +156,10 @@ impl<A: Agent> TokioAgent<A> {
                     Err(_) => break 'life cell.stop_reason(),
                 };
                 let started = begin(&message, &cell, &inner);
-                // A panic fails the message's receipt (a durable transport
-                // delivers it again); the future may outlive the panic.
-                let receipt = message.receipt.clone();
+                // Only a handler that returns settles the message's receipt
+                // as handled; a panic, a watchdog's cancel or an abort fails
+                // it (a durable transport delivers it again).
+                let guard = ReceiptGuard::new(message.receipt.clone());
                 #[cfg(feature = "tracing")]
                 let span = inner.links.handle_span(&message, &cell);
                 // Each arm makes the handler's future in its own await, so
@@ -177,10 +178,12 @@ impl<A: Agent> TokioAgent<A> {
                         Some(work.await)
                     }
                 };
+                if matches!(result, Some(Ok(()))) {
+                    guard.done();
+                } else {
+                    drop(guard);
+                }
                 if let Outcome::Panicked(panic) = end(result, started, &cell, &inner) {
-                    if let Some(r) = receipt {
-                        r.fail();
-                    }
                     if !Box::pin(self.recover(&cell, &inner, panic)).await {
                         break 'life StopReason::Panicked;
                     }

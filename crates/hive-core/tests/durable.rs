@@ -1,7 +1,7 @@
 //! Agents whose mail comes through JetStream (a real `nats-server -js`):
-//! a frame is acknowledged only after `handle` returned, and a handler's
-//! panic hands it back, so the restarted agent sees it again, marked
-//! redelivered.
+//! a frame is acknowledged only after `handle` returned; a handler's panic,
+//! or its cancellation by the watchdog, hands it back, so the agent sees it
+//! again, marked redelivered.
 #![cfg(feature = "jetstream")]
 #![allow(
     clippy::unwrap_used,
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hive_core::messaging::nats::NatsTransport;
-use hive_core::{Agent, Context, Message, SwarmSystem};
+use hive_core::{Agent, Context, Message, Overrun, SwarmSystem, Watchdog};
 
 #[path = "../../hive-messaging/tests/support/nats.rs"]
 #[allow(dead_code)]
@@ -36,6 +36,7 @@ impl Agent for Flaky {
         self.log.lock().unwrap().push((text.clone(), again));
         match text.as_str() {
             "flaky" if !again => panic!("the first try fails"),
+            "stuck" if !again => std::future::pending::<()>().await,
             "hold" => {
                 let _ = self.gate.acquire().await.unwrap();
             }
@@ -53,14 +54,20 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 #[test]
-fn frames_are_acknowledged_after_handle_returns_and_a_panic_redelivers() {
+fn frames_are_acknowledged_after_handle_returns_and_a_panic_or_a_cancel_redelivers() {
     let Some(bin) = nats_server_binary() else {
         return;
     };
     let js = JetStreamServer::start(&bin);
     let config = durable_swarm();
     let here = SwarmSystem::builder().build().unwrap();
-    let there = SwarmSystem::builder().build().unwrap();
+    let there = SwarmSystem::builder()
+        .watchdog(Some(Watchdog {
+            limit: Duration::from_millis(300),
+            action: Overrun::Cancel,
+        }))
+        .build()
+        .unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let agent = there
@@ -97,13 +104,25 @@ fn frames_are_acknowledged_after_handle_returns_and_a_panic_redelivers() {
     // A panic hands the frame back; the restarted agent gets it again.
     here.tell(agent, "flaky").unwrap();
     wait_until("the redelivery to be handled", || stats().acknowledged == 2);
-    let log = log.lock().unwrap().clone();
+    let seen = log.lock().unwrap().clone();
     assert_eq!(
-        log[1..],
+        seen[1..],
         [("flaky".to_string(), false), ("flaky".to_string(), true)]
     );
     let s = stats();
     assert_eq!((s.failed, s.redelivered, s.pending), (1, 1, 0), "{s:?}");
+
+    // A handler the watchdog cancels did not finish: handed back too.
+    here.tell(agent, "stuck").unwrap();
+    wait_until("the cancelled one to be handled again", || {
+        stats().acknowledged == 3
+    });
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log[3..],
+        [("stuck".to_string(), false), ("stuck".to_string(), true)]
+    );
+    assert_eq!(stats().failed, 2);
     here.runtime().block_on(t_here.close());
     there.runtime().block_on(t_there.close());
 }

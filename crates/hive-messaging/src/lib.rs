@@ -111,7 +111,7 @@ pub use communicator::Communicator;
 pub use config::CommunicatorConfig;
 pub use hive_types::{
     AgentId, HiveError, HiveResult, Message, MessageId, MessageKind, Outcome, Priority, Receipt,
-    Recipient, Rejected,
+    ReceiptGuard, Recipient, Rejected,
 };
 pub use mailbox::{Mailbox, MailboxProbe};
 pub use sender::Sender;

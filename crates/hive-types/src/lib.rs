@@ -46,5 +46,5 @@ pub use id::{AgentId, MessageId, ParseIdError, TaskId};
 pub use kind::{MessageKind, Recipient};
 pub use message::{Message, MessageBuilder, Timestamp, TraceContext, ENVELOPE_BYTES, TRACE_BYTES};
 pub use priority::{ParsePriorityError, PerPriority, Priority};
-pub use receipt::{Outcome, Receipt};
+pub use receipt::{Outcome, Receipt, ReceiptGuard};
 pub use recycle::{BoundedRecycler, NoRecycling, Recyclable, Recycle, SharedRecycler};

@@ -112,6 +112,51 @@ impl fmt::Debug for Receipt {
     }
 }
 
+/// Holds a receipt across work that may not finish (a task that can be
+/// aborted, a handler future a watchdog may drop): dropped before
+/// [`done`](Self::done), it fails the receipt, so only finished work counts
+/// as handled.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use hive_types::{Outcome, Receipt, ReceiptGuard};
+///
+/// let told = Arc::new(Mutex::new(None));
+/// let seen = told.clone();
+/// let receipt = Receipt::new(1, move |o| *seen.lock().unwrap() = Some(o));
+/// let guard = ReceiptGuard::new(Some(receipt));
+/// drop(guard); // the work was cancelled
+/// assert_eq!(*told.lock().unwrap(), Some(Outcome::Failed));
+/// ```
+#[derive(Debug)]
+#[must_use = "dropping the guard fails the receipt"]
+pub struct ReceiptGuard(Option<Receipt>);
+
+impl ReceiptGuard {
+    /// Guards `receipt` (nothing to do for `None`).
+    pub fn new(receipt: Option<Receipt>) -> Self {
+        ReceiptGuard(receipt)
+    }
+
+    /// The guarded receipt.
+    pub fn receipt(&self) -> Option<&Receipt> {
+        self.0.as_ref()
+    }
+
+    /// The work finished: let go of the receipt without failing it.
+    pub fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ReceiptGuard {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.take() {
+            r.fail();
+        }
+    }
+}
+
 /// Receipts are bookkeeping, not content: any two compare equal, so two
 /// messages with the same fields are equal whether or not they carry one.
 impl PartialEq for Receipt {
@@ -152,6 +197,17 @@ mod tests {
         let (r, told) = watched();
         r.clone().fail();
         drop(r);
+        assert_eq!(*told.lock().unwrap(), vec![Outcome::Failed]);
+    }
+
+    #[test]
+    fn a_guard_fails_unless_done() {
+        let (r, told) = watched();
+        ReceiptGuard::new(Some(r.clone())).done();
+        drop(r);
+        assert_eq!(*told.lock().unwrap(), vec![Outcome::Handled]);
+        let (r, told) = watched();
+        drop(ReceiptGuard::new(Some(r)));
         assert_eq!(*told.lock().unwrap(), vec![Outcome::Failed]);
     }
 

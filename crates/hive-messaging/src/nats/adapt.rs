@@ -31,11 +31,14 @@ impl Adaptive {
     /// `sending` waiting for the connection, with `backlog` when more
     /// messages were already waiting.
     pub(crate) fn next(&mut self, encoding: Duration, sending: Duration, backlog: bool) -> i32 {
-        self.level = if backlog && encoding > sending {
-            (self.level - 1).max(self.floor)
-        } else {
-            (self.level + 1).min(self.best)
-        };
+        let step = if backlog && encoding > sending { -1 } else { 1 };
+        let mut level = self.level + step;
+        if level == 0 {
+            level += step; // zstd reads level 0 as its default (3)
+        }
+        if (self.floor..=self.best).contains(&level) {
+            self.level = level;
+        }
         self.level
     }
 }
@@ -50,12 +53,12 @@ mod tests {
     fn steps_down_while_compression_holds_a_backlog_back_and_up_when_it_does_not() {
         let mut a = Adaptive::new(Codec::Zstd, 3, -3);
         let down: Vec<i32> = (0..8).map(|_| a.next(5 * MS, MS, true)).collect();
-        assert_eq!(down, [2, 1, 0, -1, -2, -3, -3, -3]);
+        assert_eq!(down, [2, 1, -1, -2, -3, -3, -3, -3]);
         // The connection is the bottleneck: compress harder.
         assert_eq!(a.next(MS, 5 * MS, true), -2);
         // Nothing waiting: back toward the configured level.
         let up: Vec<i32> = (0..6).map(|_| a.next(5 * MS, MS, false)).collect();
-        assert_eq!(up, [-1, 0, 1, 2, 3, 3]);
+        assert_eq!(up, [-1, 1, 2, 3, 3, 3]);
     }
 
     #[test]

@@ -25,18 +25,14 @@ use crate::transport::{deliver, Target};
 use crate::wire::{FrameBody, FrameDecoder};
 use crate::Sender;
 use hive_types::sync::lock;
-
-/// How a JetStream frame is acknowledged (nothing without the feature).
-#[cfg(feature = "jetstream")]
-pub(crate) type Arrived = super::jetstream::Arrived;
-#[cfg(not(feature = "jetstream"))]
-pub(crate) type Arrived = std::convert::Infallible;
+use hive_types::ReceiptGuard;
 
 struct Incoming {
     message: async_nats::Message,
     target: Target,
-    /// Set for a frame read from a JetStream consumer.
-    durable: Option<Arrived>,
+    /// Set for a frame read from a JetStream consumer: acknowledged once
+    /// its messages are handled, handed back if dropped unfinished.
+    durable: Option<ReceiptGuard>,
     _room: OwnedSemaphorePermit,
 }
 
@@ -63,7 +59,7 @@ impl Forward {
         &self,
         message: async_nats::Message,
         target: Target,
-        durable: Option<Arrived>,
+        durable: Option<ReceiptGuard>,
     ) -> bool {
         let want = u32::try_from(message.payload.len())
             .unwrap_or(u32::MAX)
@@ -94,17 +90,18 @@ impl Subscriptions {
         group: &str,
         member: AgentId,
     ) -> HiveResult<()> {
+        if group.is_empty() || group.contains(['.', '*', '>', ' ', '\t']) {
+            return Err(hive_types::HiveError::config(
+                "group",
+                "one subject token: not empty, no '.', '*', '>' or whitespace",
+            ));
+        }
         #[cfg(feature = "jetstream")]
         if let Some(d) = &t.durable {
             let whom = Consuming::Group(group.to_string());
-            let consumer = consumer_for(t, d, &whom).await?;
-            let task = tokio::spawn(run(
-                t.clone(),
-                consumer,
-                whom,
-                Target::Member(member),
-                self.forward.clone(),
-            ));
+            consumer_for(t, d, &whom).await?; // its settings are checked now
+            let forward = self.forward.clone();
+            let task = tokio::spawn(run(t.clone(), whom, Target::Member(member), forward));
             lock(&self.groups).push(task);
             return Ok(());
         }
@@ -173,7 +170,7 @@ pub(crate) async fn start(
 /// of local changes.
 struct AgentSubscriptions {
     forward: Forward,
-    live: HashMap<AgentId, JoinHandle<()>>,
+    live: HashMap<AgentId, Tasks>,
     cursor: u64,
 }
 
@@ -182,33 +179,30 @@ impl AgentSubscriptions {
         if self.live.contains_key(&agent) {
             return;
         }
+        let mut tasks = Tasks::default();
+        // With durable mail an agent reads its stream subject too; replies
+        // (and the reply address) stay on core NATS, where their asker
+        // waits with a deadline.
         #[cfg(feature = "jetstream")]
-        if let Some(d) = &t.durable {
-            let whom = Consuming::Agent(agent);
-            match consumer_for(t, d, &whom).await {
-                Ok(consumer) => {
-                    let forward = self.forward.clone();
-                    let task =
-                        tokio::spawn(run(t.clone(), consumer, whom, Target::Agents, forward));
-                    self.live.insert(agent, task);
-                }
-                Err(_) => t.counters.rejected("consumer"),
-            }
-            return;
+        if t.durable.is_some() && agent != t.shared.reply_address {
+            let (whom, forward) = (Consuming::Agent(agent), self.forward.clone());
+            tasks
+                .0
+                .push(tokio::spawn(run(t.clone(), whom, Target::Agents, forward)));
         }
         match t.client.subscribe(t.agent_subject(&agent)).await {
             Ok(sub) => {
                 let task = tokio::spawn(self.forward.clone().run(sub, Target::Agents));
-                self.live.insert(agent, task);
+                tasks.0.push(task);
             }
             Err(_) => t.counters.rejected("subscribe"),
         }
+        self.live.insert(agent, tasks);
     }
 
     fn unsubscribe(&mut self, agent: &AgentId) {
-        if let Some(task) = self.live.remove(agent) {
-            task.abort(); // dropping the subscriber unsubscribes
-        }
+        // Aborting drops the subscriber, which unsubscribes.
+        self.live.remove(agent);
     }
 
     /// Compares with every local agent (at start, or after falling behind).
@@ -257,9 +251,13 @@ impl AgentSubscriptions {
     }
 }
 
-impl Drop for AgentSubscriptions {
+/// The tasks reading one agent's subjects, aborted when dropped.
+#[derive(Default)]
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
     fn drop(&mut self) {
-        for (_, task) in self.live.drain() {
+        for task in &self.0 {
             task.abort();
         }
     }
@@ -283,26 +281,30 @@ async fn deliver_all(
             Ok(frame) => frame,
             Err(_) => {
                 // The sender's acknowledgement times out: unknown there. A
-                // durable frame goes to the dead letters.
+                // durable frame's guard fails it: it comes back, and after
+                // `max_deliver` tries goes to the dead letters.
                 t.counters.rejected("decode");
-                if let Some(arrived) = durable {
-                    undecodable(&t, arrived, message.payload).await;
-                }
                 continue;
             }
         };
-        // A durable frame is acknowledged when this receipt's last clone
-        // goes: at once for a control frame, after handling for messages.
-        let receipt = durable.and_then(|arrived| receipt_for(&t, arrived));
         let FrameBody::Messages(mut messages) = frame.body else {
+            if let Some(guard) = durable {
+                guard.done();
+            }
             continue; // control frames mean nothing over NATS
         };
-        if let Some(receipt) = receipt {
-            for m in &mut messages {
-                m.receipt = Some(receipt.clone());
+        if let Some(guard) = durable {
+            if let Some(receipt) = guard.receipt() {
+                for m in &mut messages {
+                    m.receipt = Some(receipt.clone());
+                }
             }
             let per_turn = t.config.messages_per_turn;
             deliver(&t.shared, &local, messages, target, per_turn, &t.counters).await;
+            // Every message was handed out (or kept as undelivered, which
+            // fails it): the receipt now settles when the last is dropped.
+            // Aborted before this, the guard fails the frame.
+            guard.done();
             continue; // acknowledged by the receipt, not by a reply
         }
         let per_turn = t.config.messages_per_turn;
@@ -313,26 +315,4 @@ async fn deliver_all(
             }
         }
     }
-}
-
-#[cfg(feature = "jetstream")]
-fn receipt_for(t: &Arc<Transport>, arrived: Arrived) -> Option<hive_types::Receipt> {
-    super::jetstream::settle_frame(t, arrived)
-}
-
-#[cfg(not(feature = "jetstream"))]
-fn receipt_for(_: &Arc<Transport>, arrived: Arrived) -> Option<hive_types::Receipt> {
-    match arrived {}
-}
-
-#[cfg(feature = "jetstream")]
-async fn undecodable(t: &Transport, arrived: Arrived, frame: Bytes) {
-    if let Some(d) = &t.durable {
-        super::jetstream::dead_letter(d, arrived, frame, "undecodable").await;
-    }
-}
-
-#[cfg(not(feature = "jetstream"))]
-async fn undecodable(_: &Transport, arrived: Arrived, _: Bytes) {
-    match arrived {}
 }

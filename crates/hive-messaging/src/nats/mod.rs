@@ -206,6 +206,13 @@ impl NatsConfig {
         #[cfg(feature = "jetstream")]
         if let Some(d) = &self.durable {
             d.validate()?;
+            if self.ack_timeout > d.duplicate_window {
+                return Err(HiveError::config(
+                    "ack_timeout",
+                    "must not exceed durable.duplicate_window: a publish sent again \
+                     after the window is stored twice",
+                ));
+            }
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_nats::connection::State;
 use bytes::Bytes;
 use futures::StreamExt;
-use hive_types::{HiveResult, Message, Recipient};
+use hive_types::{HiveResult, Message, MessageKind, Recipient};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -187,7 +187,11 @@ async fn sweep(t: Arc<Transport>) {
 fn route(t: &Transport, m: &Message) -> (String, bool) {
     match m.recipient {
         Recipient::Broadcast => (t.broadcast_subject(), false),
-        Recipient::Agent(id) => match (lock(&t.groups).get(&id), t.is_durable()) {
+        // Replies stay on core NATS: their asker waits with a deadline.
+        Recipient::Agent(id) => match (
+            lock(&t.groups).get(&id),
+            t.is_durable() && m.kind != MessageKind::Response,
+        ) {
             (Some(name), false) => (t.group_subject(name), true),
             (None, false) => (t.agent_subject(&id), true),
             #[cfg(feature = "jetstream")]
@@ -278,6 +282,9 @@ fn not_sent(t: &Transport, messages: Vec<Message>) {
     t.shared.undeliverable(messages, UndeliveredReason::NotSent);
 }
 
+/// Room left in a NATS message for a JetStream publish's headers.
+const HEADER_ROOM: usize = 256;
+
 /// Where a writer's time went for one batch.
 struct Spent {
     encoding: Duration,
@@ -306,7 +313,14 @@ async fn publish(
             chunk.not_sent();
             continue;
         };
-        let max_payload = t.client.server_info().max_payload.max(1);
+        // A JetStream publish adds a message id header.
+        let headers = if t.is_durable() { HEADER_ROOM } else { 0 };
+        let max_payload = t
+            .client
+            .server_info()
+            .max_payload
+            .saturating_sub(headers)
+            .max(1);
         if frame.len() > max_payload {
             if chunk.messages.len() == 1 {
                 chunk.not_sent(); // one message larger than the server accepts

@@ -10,21 +10,13 @@ use async_nats::jetstream::message::{AckKind, Acker, PublishMessage};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt;
-use hive_types::{HiveResult, Outcome, Receipt};
+use hive_types::{HiveError, HiveResult, Outcome, Receipt, ReceiptGuard};
 use tokio::sync::oneshot;
 
 use super::{consumer_name, Durable};
 use crate::nats::inbound::Forward;
 use crate::nats::{nats_error, Transport};
 use crate::transport::Target;
-
-/// What a consumer read besides the frame: how to acknowledge it.
-pub(crate) struct Arrived {
-    acker: Acker,
-    deliveries: u32,
-    stream_sequence: u64,
-    dead_subject: String,
-}
 
 /// Whose mail a consumer reads.
 #[derive(Debug, Clone)]
@@ -35,7 +27,8 @@ pub(crate) enum Consuming {
     Group(String),
 }
 
-/// The durable consumer for `whom`, created if it is not there.
+/// The durable consumer for `whom`, created if it is not there; one that
+/// is there must have the configured subject and limits.
 pub(crate) async fn consumer_for(
     t: &Transport,
     d: &Durable,
@@ -48,25 +41,47 @@ pub(crate) async fn consumer_for(
         ),
         Consuming::Group(g) => (consumer_name("group", g), t.js_group_subject(g)),
     };
-    let mut config = d.consumer_config(name.clone(), subject);
-    config.inactive_threshold = d.config.max_age;
-    d.stream
-        .get_or_create_consumer(&name, config)
+    let wanted = d.consumer_config(name.clone(), subject);
+    let mut consumer: PullConsumer = d
+        .stream
+        .get_or_create_consumer(&name, wanted.clone())
         .await
-        .map_err(|e| nats_error("JetStream consumer", &e))
+        .map_err(|e| nats_error("JetStream consumer", &e))?;
+    let have = &consumer
+        .info()
+        .await
+        .map_err(|e| nats_error("JetStream consumer info", &e))?
+        .config;
+    if have.filter_subject != wanted.filter_subject
+        || have.ack_wait != wanted.ack_wait
+        || have.max_deliver != wanted.max_deliver
+        || have.max_ack_pending != wanted.max_ack_pending
+    {
+        return Err(HiveError::config(
+            "durable",
+            "a consumer of this name exists with another subject, ack_wait or \
+             max_ack_pending: delete it, or start with the settings it was made with",
+        ));
+    }
+    Ok(consumer)
 }
 
-/// Reads `consumer` for ever, handing frames on through `forward`; a frame
-/// delivered more than `max_deliver` times goes to the dead letters.
-pub(crate) async fn run(
-    t: Arc<Transport>,
-    consumer: PullConsumer,
-    whom: Consuming,
-    target: Target,
-    forward: Forward,
-) {
+/// Reads the mail of `whom` for ever (creating its consumer, again after a
+/// failure), handing frames on through `forward` with a receipt whose
+/// watch starts at once; a frame delivered more than `max_deliver` times
+/// goes to the dead letters instead.
+pub(crate) async fn run(t: Arc<Transport>, whom: Consuming, target: Target, forward: Forward) {
     let Some(d) = t.durable.as_ref() else {
         return;
+    };
+    let consumer = loop {
+        match consumer_for(&t, d, &whom).await {
+            Ok(c) => break c,
+            Err(_) => {
+                t.counters.rejected("consumer");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     };
     let dead_subject = match &whom {
         Consuming::Agent(id) => t.js_dead_subject(&id.to_string()),
@@ -99,17 +114,17 @@ pub(crate) async fn run(
                 })
                 .unwrap_or((1, 0));
             let (message, acker) = m.split();
-            let arrived = Arrived {
-                acker,
-                deliveries,
-                stream_sequence,
-                dead_subject: dead_subject.clone(),
-            };
             if deliveries > d.config.max_deliver {
-                dead_letter(d, arrived, message.payload, "max deliveries").await;
+                let dead = Dead {
+                    subject: dead_subject.clone(),
+                    deliveries,
+                    stream_sequence,
+                };
+                dead_letter(&t, d, acker, dead, message.payload).await;
                 continue;
             }
-            if !forward.push(message, target, Some(arrived)).await {
+            let guard = ReceiptGuard::new(Some(watch_frame(&t, d, acker, deliveries)));
+            if !forward.push(message, target, Some(guard)).await {
                 return;
             }
         }
@@ -122,15 +137,13 @@ pub(crate) async fn run(
 /// A receipt for the messages of one received frame: when they are all
 /// dropped the frame is acknowledged (or handed back if one failed); until
 /// then the consumer is told every `ack_wait / 2` that work goes on.
-pub(crate) fn settle_frame(t: &Arc<Transport>, arrived: Arrived) -> Option<Receipt> {
-    let d = t.durable.as_ref()?;
+fn watch_frame(t: &Arc<Transport>, d: &Durable, acker: Acker, deliveries: u32) -> Receipt {
     let (tx, rx) = oneshot::channel();
-    let deliveries = arrived.deliveries;
     d.counters.received(deliveries);
-    tokio::spawn(watch(t.clone(), arrived.acker, rx, deliveries));
-    Some(Receipt::new(deliveries, move |outcome| {
+    tokio::spawn(watch(t.clone(), acker, rx, deliveries));
+    Receipt::new(deliveries, move |outcome| {
         let _ = tx.send(outcome);
-    }))
+    })
 }
 
 async fn watch(t: Arc<Transport>, acker: Acker, mut done: oneshot::Receiver<Outcome>, n: u32) {
@@ -141,21 +154,20 @@ async fn watch(t: Arc<Transport>, acker: Acker, mut done: oneshot::Receiver<Outc
     loop {
         tokio::select! {
             outcome = &mut done => {
-                let sent = match outcome {
-                    Ok(Outcome::Handled) => {
-                        d.counters.acknowledged();
-                        acker.ack().await
-                    }
-                    // Failed, or the receipt's sender went without a word:
-                    // deliver it again.
-                    _ => {
-                        d.counters.failed();
-                        acker.ack_with(AckKind::Nak(Some(d.config.delay(n)))).await
-                    }
+                let handled = matches!(outcome, Ok(Outcome::Handled));
+                // Failed, or the receipt went without a word: again.
+                let sent = match handled {
+                    true => acker.ack().await,
+                    false => acker.ack_with(AckKind::Nak(Some(d.config.delay(n)))).await,
                 };
-                if sent.is_err() {
-                    // Not acknowledged: the server redelivers after ack_wait.
-                    t.counters.rejected("ack");
+                match (sent.is_ok(), handled) {
+                    (true, true) => d.counters.acknowledged(),
+                    (true, false) => d.counters.failed(),
+                    // Not sent: the server delivers it again after ack_wait.
+                    (false, _) => {
+                        d.counters.unsettled();
+                        t.counters.rejected("ack");
+                    }
                 }
                 return;
             }
@@ -166,34 +178,45 @@ async fn watch(t: Arc<Transport>, acker: Acker, mut done: oneshot::Receiver<Outc
     }
 }
 
+/// Where a frame goes after its last delivery, and why.
+struct Dead {
+    subject: String,
+    deliveries: u32,
+    stream_sequence: u64,
+}
+
 /// Moves a frame to its dead-letter subject (in the stream, so it stays)
 /// with why, then ends its deliveries. If that publish fails the frame is
-/// handed back to try again later.
-pub(crate) async fn dead_letter(d: &Durable, arrived: Arrived, frame: Bytes, reason: &str) {
+/// handed back and tried again after the backoff (the consumer delivers
+/// without limit; the limit is kept here).
+async fn dead_letter(t: &Transport, d: &Durable, acker: Acker, dead: Dead, frame: Bytes) {
     let mut headers = HeaderMap::new();
-    headers.insert("Hive-Reason", reason);
-    headers.insert("Hive-Deliveries", arrived.deliveries.to_string().as_str());
+    headers.insert("Hive-Reason", "max deliveries");
+    headers.insert("Hive-Deliveries", dead.deliveries.to_string().as_str());
     headers.insert(
         "Hive-Stream-Sequence",
-        arrived.stream_sequence.to_string().as_str(),
+        dead.stream_sequence.to_string().as_str(),
     );
     let publish = PublishMessage::build()
         .payload(frame)
         .headers(headers)
-        .message_id(format!("dead-{}", arrived.stream_sequence));
-    let stored = match d.context.send_publish(arrived.dead_subject, publish).await {
+        .message_id(format!("dead-{}", dead.stream_sequence));
+    let stored = match d.context.send_publish(dead.subject, publish).await {
         Ok(ack) => ack.await.is_ok(),
         Err(_) => false,
     };
-    let done = match stored {
+    let sent = match stored {
         true => {
             d.counters.dead_lettered();
-            arrived.acker.ack_with(AckKind::Term).await
+            acker.ack_with(AckKind::Term).await
         }
         false => {
-            let delay = d.config.delay(arrived.deliveries);
-            arrived.acker.ack_with(AckKind::Nak(Some(delay))).await
+            t.counters.rejected("dead letter");
+            let delay = d.config.delay(dead.deliveries);
+            acker.ack_with(AckKind::Nak(Some(delay))).await
         }
     };
-    let _ = done;
+    if sent.is_err() {
+        t.counters.rejected("ack");
+    }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 use hive_types::{AgentId, HiveError, HiveResult};
 
-pub(crate) use consume::{consumer_for, dead_letter, run, settle_frame, Arrived, Consuming};
+pub(crate) use consume::{consumer_for, run, Consuming};
 pub(crate) use publish::publish;
 
 use super::nats_error;
@@ -227,6 +227,12 @@ impl DurableCounters {
         count!(self.acknowledged, "hive_jetstream_acknowledged_total");
     }
 
+    /// A frame whose acknowledgement could not be sent: the server
+    /// delivers it again after `ack_wait`.
+    pub(crate) fn unsettled(&self) {
+        self.pending_by(false);
+    }
+
     pub(crate) fn failed(&self) {
         self.pending_by(false);
         count!(self.failed, "hive_jetstream_failed_total");
@@ -304,10 +310,13 @@ impl Durable {
         if have.subjects != wanted.subjects
             || have.retention != wanted.retention
             || have.num_replicas != wanted.num_replicas
+            || have.discard != wanted.discard
+            || have.duplicate_window < wanted.duplicate_window
         {
             return Err(HiveError::config(
                 "stream",
-                "a stream of this name exists with other subjects, retention or replicas",
+                "a stream of this name exists with other subjects, retention, replicas, \
+                 discard policy or a shorter duplicate window",
             ));
         }
         Ok(Durable {
@@ -319,8 +328,9 @@ impl Durable {
         })
     }
 
-    /// The consumer's settings for one subject: explicit acks, one more
-    /// delivery than `max_deliver` (that one goes to the dead letters).
+    /// The consumer's settings for one subject: explicit acks, deliveries
+    /// without limit (`max_deliver` is kept by the transport, which moves
+    /// the frame to the dead letters), gone after `max_age` unused.
     pub(crate) fn consumer_config(&self, name: String, subject: String) -> consumer::pull::Config {
         consumer::pull::Config {
             durable_name: Some(name),
@@ -328,7 +338,8 @@ impl Durable {
             ack_policy: consumer::AckPolicy::Explicit,
             deliver_policy: consumer::DeliverPolicy::All,
             ack_wait: self.config.ack_wait,
-            max_deliver: i64::from(self.config.max_deliver) + 1,
+            max_deliver: -1,
+            inactive_threshold: self.config.max_age,
             max_ack_pending: i64::try_from(self.config.max_ack_pending).unwrap_or(i64::MAX),
             num_replicas: 0,
             ..Default::default()

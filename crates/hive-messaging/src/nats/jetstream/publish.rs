@@ -38,17 +38,24 @@ async fn send(d: &Durable, subject: &str, id: &str, payload: &Bytes) -> Sent {
 async fn answer(sent: Sent) -> Attempt {
     let ack = match sent {
         Ok(ack) => ack.await,
-        Err(e) => Err(e),
+        // Never handed to the connection: too large, or the client closed.
+        Err(e) => match e.kind() {
+            PublishErrorKind::TimedOut | PublishErrorKind::MaxAckPending => return Attempt::Lost,
+            _ => return Attempt::Refused(UndeliveredReason::NotSent),
+        },
     };
     match ack {
         Ok(ack) => Attempt::Stored {
             duplicate: ack.duplicate,
         },
+        // No answer, or no stream there for now (a leader election, a
+        // restart): send it again.
         Err(e) => match e.kind() {
-            PublishErrorKind::StreamNotFound => Attempt::Refused(UndeliveredReason::NoRecipient),
             PublishErrorKind::TimedOut
             | PublishErrorKind::BrokenPipe
+            | PublishErrorKind::StreamNotFound
             | PublishErrorKind::MaxAckPending => Attempt::Lost,
+            // The stream said no (full, say).
             _ => Attempt::Refused(UndeliveredReason::Refused),
         },
     }
@@ -107,11 +114,11 @@ async fn settle(
                 return;
             }
             Attempt::Lost => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
                 if !t.pending.contains(sequence) {
                     return; // reported unknown by the sweep already
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(1));
                 d.counters.retransmitted();
                 started = Instant::now();
                 sent = send(d, &subject, &id, &payload).await;
