@@ -200,8 +200,12 @@ impl Shared {
         let mut n = 0u64;
         for mut m in messages {
             n += 1;
-            settle_receipt(&mut m, reason);
-            store.add(m, reason);
+            match settle_receipt(&mut m, reason) {
+                // Handed back to a durable transport, which delivers it
+                // again: counted, not kept (resending it would send it twice).
+                true => store.count_only(reason, 1),
+                false => store.add(m, reason),
+            }
         }
         drop(store);
         if n > 0 {
@@ -266,17 +270,20 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// A message kept as a dead letter lets go of its receipt now (the buffer
-/// may hold it long): one that expired or came too late is settled as
-/// handled, any other is asked for again (a durable transport redelivers
-/// it, to this process or another).
-fn settle_receipt(m: &mut Message, reason: UndeliveredReason) {
-    if let Some(receipt) = m.receipt.take() {
-        if !matches!(
-            reason,
-            UndeliveredReason::Expired | UndeliveredReason::LateReply
-        ) {
-            receipt.fail();
-        }
+/// An undelivered message lets go of its receipt now (the store may hold
+/// it long): one that expired or came too late is settled as handled, any
+/// other is asked for again (a durable transport redelivers it, to this
+/// process or another). True when it was handed back so.
+fn settle_receipt(m: &mut Message, reason: UndeliveredReason) -> bool {
+    let Some(receipt) = m.receipt.take() else {
+        return false;
+    };
+    let again = !matches!(
+        reason,
+        UndeliveredReason::Expired | UndeliveredReason::LateReply
+    );
+    if again {
+        receipt.fail();
     }
+    again
 }
