@@ -183,6 +183,34 @@ fn labels_of(key: &Key) -> Labels {
 /// precomputed hash (no allocation per series per snapshot).
 type SeriesId = (u8, u64);
 
+/// Series ids hold the metric key's hash already: mixing them again with
+/// SipHash costs more than the rest of a map insert.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u8(*b);
+        }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+
+    fn write_u64(&mut self, h: u64) {
+        self.0 ^= h;
+    }
+}
+
+/// A map keyed by a series' hash.
+pub(crate) type SeriesMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<PreHashed>>;
+
 fn series_id(kind: u8, key: &Key) -> SeriesId {
     (kind, key.get_hash())
 }
@@ -191,7 +219,7 @@ fn series_id(kind: u8, key: &Key) -> SeriesId {
 /// at most `SAMPLES` kept, spaced a tenth of the window apart.
 #[derive(Debug, Default)]
 pub(crate) struct RateTracker {
-    samples: VecDeque<(Instant, HashMap<SeriesId, f64>)>,
+    samples: VecDeque<(Instant, SeriesMap<SeriesId, f64>)>,
 }
 
 const SAMPLES: usize = 11;
@@ -203,8 +231,8 @@ impl RateTracker {
         &mut self,
         now: Instant,
         window: Duration,
-        now_values: HashMap<SeriesId, f64>,
-    ) -> (f64, HashMap<SeriesId, f64>) {
+        now_values: SeriesMap<SeriesId, f64>,
+    ) -> (f64, SeriesMap<SeriesId, f64>) {
         while self
             .samples
             .front()
@@ -212,7 +240,7 @@ impl RateTracker {
         {
             self.samples.pop_front();
         }
-        let mut rates = HashMap::new();
+        let mut rates = SeriesMap::with_capacity_and_hasher(now_values.len(), Default::default());
         let mut span = 0.0;
         if let Some((t, base)) = self.samples.front() {
             span = now.duration_since(*t).as_secs_f64();
@@ -247,7 +275,7 @@ fn by_series(a: (&str, u64), b: (&str, u64)) -> std::cmp::Ordering {
 pub(crate) fn take(inner: &Source<'_>) -> Snapshot {
     let now = Instant::now();
     // Cumulative values by series, for the rate tracker.
-    let mut current = HashMap::new();
+    let mut current = SeriesMap::default();
     let counters = counters(inner, &mut current);
     let histograms = histograms(inner, now, &mut current);
     let (span, rates) = lock(inner.rates).observe(now, inner.rate_window, current);
@@ -281,7 +309,7 @@ pub(crate) fn take(inner: &Source<'_>) -> Snapshot {
 
 fn counters(
     inner: &Source<'_>,
-    current: &mut HashMap<SeriesId, f64>,
+    current: &mut SeriesMap<SeriesId, f64>,
 ) -> Vec<(SeriesId, CounterSample)> {
     let mut counters = Vec::new();
     inner.registry.visit_counters(|key, c| {
@@ -319,7 +347,7 @@ fn gauges(inner: &Source<'_>) -> Vec<GaugeSample> {
 fn histograms(
     inner: &Source<'_>,
     now: Instant,
-    current: &mut HashMap<SeriesId, f64>,
+    current: &mut SeriesMap<SeriesId, f64>,
 ) -> Vec<(SeriesId, HistogramSummary)> {
     let mut histograms = Vec::new();
     // A histogram described in seconds is matched as `<name>_seconds`,
@@ -412,7 +440,7 @@ fn cumulative(s: &hive_types::histogram::HistogramSnapshot, bounds: &[f64]) -> V
 /// Gives each sample its series' rate, then orders them by name and series.
 fn with_rates<T>(
     mut samples: Vec<(SeriesId, T)>,
-    rates: &HashMap<SeriesId, f64>,
+    rates: &SeriesMap<SeriesId, f64>,
     set_rate: impl Fn(&mut T, Option<f64>),
     name: impl Fn(&T) -> &str,
 ) -> Vec<T> {
@@ -433,7 +461,7 @@ mod tests {
         let mut t = RateTracker::default();
         let start = Instant::now();
         let w = Duration::from_secs(10);
-        let one = |v: f64| HashMap::from([((b'c', 1u64), v)]);
+        let one = |v: f64| SeriesMap::from_iter([((b'c', 1u64), v)]);
         let (span, rates) = t.observe(start, w, one(0.0));
         assert_eq!((span, rates.len()), (0.0, 0));
         let (span, rates) = t.observe(start + Duration::from_secs(2), w, one(100.0));

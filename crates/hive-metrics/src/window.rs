@@ -9,7 +9,9 @@
 //! the oldest one, while none is that old): between one window and a sixth
 //! more when snapshots come at least every sixth of a window.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::snapshot::SeriesMap;
 use std::time::{Duration, Instant};
 
 use hive_types::histogram::HistogramSnapshot;
@@ -45,7 +47,7 @@ pub struct WindowQuantiles {
 /// bytes for all series together.
 #[derive(Debug, Default)]
 pub(crate) struct QuantileTracker {
-    series: HashMap<u64, VecDeque<(Instant, HistogramSnapshot)>>,
+    series: SeriesMap<u64, VecDeque<(Instant, HistogramSnapshot)>>,
     bytes: usize,
     /// Copies not kept because the byte budget was spent.
     pub(crate) skipped: u64,

@@ -7,9 +7,11 @@
 //! latencies that span a few octaves costs a few KiB, and never more than
 //! `(65 - precision) * 2^precision` counters whatever is recorded.
 //!
-//! Recording is two relaxed atomic adds (plus a compare for min/max), so many
-//! threads can record into one histogram; a snapshot copies the non-empty
-//! buckets.
+//! Recording is two relaxed atomic adds (plus a compare for min/max, and an
+//! atomic or the first time a bucket is used), so many threads can record
+//! into one histogram; a snapshot copies the non-empty buckets, found
+//! through each group's bitmap of used buckets rather than by reading them
+//! all.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -74,9 +76,18 @@ impl AtomicHistogram {
         let (group, slot) = locate(value, self.precision);
         let width = 1usize << self.precision;
         if let Some(cell) = self.groups.get(group) {
-            let buckets = cell.get_or_init(|| (0..width).map(|_| AtomicU64::new(0)).collect());
-            if let Some(bucket) = buckets.get(slot) {
-                bucket.fetch_add(n, Relaxed);
+            // A group: its buckets, then a bitmap of the used ones.
+            let cells = cell.get_or_init(|| {
+                (0..width + bitmap_words(width))
+                    .map(|_| AtomicU64::new(0))
+                    .collect()
+            });
+            if let Some(bucket) = cells.get(slot) {
+                if bucket.fetch_add(n, Relaxed) == 0 {
+                    if let Some(word) = cells.get(width + slot / 64) {
+                        word.fetch_or(1 << (slot % 64), Relaxed);
+                    }
+                }
             }
         }
         self.sum.fetch_add(value.wrapping_mul(n), Relaxed);
@@ -90,12 +101,33 @@ impl AtomicHistogram {
 
     /// A copy of the current counts.
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut buckets = Vec::new();
+        let width = 1usize << self.precision;
+        let used = |cells: &[AtomicU64]| {
+            let words = cells.get(width..).unwrap_or_default();
+            words
+                .iter()
+                .map(|w| w.load(Relaxed).count_ones() as usize)
+                .sum::<usize>()
+        };
+        let room = self
+            .groups
+            .iter()
+            .filter_map(|c| c.get())
+            .map(|c| used(c))
+            .sum();
+        let mut buckets = Vec::with_capacity(room);
         let mut count = 0u64;
         for (g, cell) in self.groups.iter().enumerate() {
-            if let Some(group) = cell.get() {
-                for (s, bucket) in group.iter().enumerate() {
-                    let n = bucket.load(Relaxed);
+            let Some(cells) = cell.get() else {
+                continue;
+            };
+            let (slots, used) = cells.split_at(width.min(cells.len()));
+            for (w, word) in used.iter().enumerate() {
+                let mut bits = word.load(Relaxed);
+                while bits != 0 {
+                    let s = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let n = slots.get(s).map_or(0, |b| b.load(Relaxed));
                     if n > 0 {
                         let index = (g << self.precision) | s;
                         buckets.push((index as u32, n));
@@ -116,9 +148,15 @@ impl AtomicHistogram {
 
     /// Heap bytes held by the bucket groups allocated so far.
     pub fn allocated_bytes(&self) -> usize {
+        let width = 1usize << self.precision;
         let groups = self.groups.iter().filter(|g| g.get().is_some()).count();
-        groups * (8usize << self.precision) + self.groups.len() * size_of_cell()
+        groups * 8 * (width + bitmap_words(width)) + self.groups.len() * size_of_cell()
     }
+}
+
+/// Words of a group's bitmap of used buckets.
+const fn bitmap_words(width: usize) -> usize {
+    width.div_ceil(64)
 }
 
 fn size_of_cell() -> usize {
@@ -229,9 +267,13 @@ impl HistogramSnapshot {
         self.max
     }
 
-    /// Sum of the values estimated from bucket midpoints (within the
-    /// precision), in `f64`: unlike [`sum`](Self::sum) it cannot wrap.
+    /// Sum of the values in `f64`: [`sum`](Self::sum) when it cannot have
+    /// wrapped (count × max fits in a `u64`), else estimated from bucket
+    /// midpoints (within the precision).
     pub fn estimated_sum(&self) -> f64 {
+        if u128::from(self.count) * u128::from(self.max) <= u128::from(u64::MAX) {
+            return self.sum as f64;
+        }
         self.buckets
             .iter()
             .map(|&(index, n)| {
