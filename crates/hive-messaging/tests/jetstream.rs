@@ -272,6 +272,29 @@ fn a_group_shares_one_durable_consumer_between_its_member_processes() {
     assert!(counts[0] > 0 && counts[1] > 0, "work spread: {counts:?}");
     rt.block_on(tf.settle(Duration::from_secs(10))).unwrap();
     assert_eq!(tf.stats().messages_acked, 2000);
+
+    // A member that leaves stops reading the group: the rest goes to the
+    // other, none is pulled by the process that no longer hosts a member.
+    w1.unregister(m1).unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // the transport follows
+    let failed_before = t1.durable_stats().unwrap().failed;
+    for i in 2000..4000u32 {
+        sender
+            .send(Message::new(me, group, i.to_le_bytes().to_vec()))
+            .unwrap();
+        if i % 10 == 0 {
+            sender.flush();
+        }
+    }
+    sender.flush();
+    let [_, mailbox] = &mut boxes;
+    wait_until("the rest to reach the remaining member", || {
+        while let Ok(Some(m)) = mailbox.try_recv() {
+            seen.insert(seq(&m));
+        }
+        seen.len() == 4000
+    });
+    assert_eq!(t1.durable_stats().unwrap().failed, failed_before);
     for t in [t1, t2, tf] {
         rt.block_on(t.close());
     }

@@ -77,10 +77,14 @@ impl Forward {
     }
 }
 
+/// What reads the groups each local member joined; a member's entries go
+/// when it leaves.
+type Groups = Arc<Mutex<HashMap<AgentId, Tasks>>>;
+
 /// The group subscriptions (agent subscriptions live in their task).
 pub(crate) struct Subscriptions {
     forward: Forward,
-    groups: Mutex<Vec<JoinHandle<()>>>,
+    groups: Groups,
 }
 
 impl Subscriptions {
@@ -102,7 +106,7 @@ impl Subscriptions {
             consumer_for(t, d, &whom).await?; // its settings are checked now
             let forward = self.forward.clone();
             let task = tokio::spawn(run(t.clone(), whom, Target::Member(member), forward));
-            lock(&self.groups).push(task);
+            lock(&self.groups).entry(member).or_default().0.push(task);
             return Ok(());
         }
         let sub = t
@@ -111,16 +115,14 @@ impl Subscriptions {
             .await
             .map_err(|e| nats_error("queue subscribe", &e))?;
         let task = tokio::spawn(self.forward.clone().run(sub, Target::Member(member)));
-        lock(&self.groups).push(task);
+        lock(&self.groups).entry(member).or_default().0.push(task);
         super::sync(&t.client).await
     }
 }
 
 impl Drop for Subscriptions {
     fn drop(&mut self) {
-        for task in lock(&self.groups).drain(..) {
-            task.abort();
-        }
+        lock(&self.groups).clear(); // aborts every group's reader
     }
 }
 
@@ -145,9 +147,11 @@ pub(crate) async fn start(
         decoder.add_dictionary(d)?;
     }
     // Agents hosted now are subscribed before `connect` returns.
+    let groups = Groups::default();
     let mut agents = AgentSubscriptions {
         forward: forward.clone(),
         live: HashMap::new(),
+        groups: groups.clone(),
         cursor: t.shared.registry.local_sequence(),
     };
     agents.resync(&t).await;
@@ -157,13 +161,7 @@ pub(crate) async fn start(
         tokio::spawn(deliver_all(t.clone(), rx, decoder, local)),
     ];
     super::sync(&t.client).await?;
-    Ok((
-        Subscriptions {
-            forward,
-            groups: Mutex::new(Vec::new()),
-        },
-        tasks,
-    ))
+    Ok((Subscriptions { forward, groups }, tasks))
 }
 
 /// One subscription per local agent, kept in step with the registry's log
@@ -171,6 +169,9 @@ pub(crate) async fn start(
 struct AgentSubscriptions {
     forward: Forward,
     live: HashMap<AgentId, Tasks>,
+    /// Shared with [`Subscriptions`]: a member that leaves stops reading
+    /// its groups, so their frames go to members that are still there.
+    groups: Groups,
     cursor: u64,
 }
 
@@ -203,6 +204,7 @@ impl AgentSubscriptions {
     fn unsubscribe(&mut self, agent: &AgentId) {
         // Aborting drops the subscriber, which unsubscribes.
         self.live.remove(agent);
+        lock(&self.groups).remove(agent);
     }
 
     /// Compares with every local agent (at start, or after falling behind).
