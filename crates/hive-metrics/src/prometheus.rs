@@ -78,8 +78,34 @@ fn write_number(out: &mut String, v: f64) {
         out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
+    } else if v == v.trunc() && v.abs() < 1e15 && (v != 0.0 || v.is_sign_positive()) {
+        // Whole numbers (counts, most gauges) without float formatting:
+        // the text `{v}` would give.
+        if v < 0.0 {
+            out.push('-');
+        }
+        write_u64(out, v.abs() as u64);
     } else {
         let _ = write!(out, "{v}");
+    }
+}
+
+/// Writes `v` in decimal (what `{v}` gives, without the formatter).
+fn write_u64(out: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    loop {
+        if let Some(d) = digits.get_mut(n) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for d in digits.iter().take(n).rev() {
+        out.push(char::from(*d));
     }
 }
 
@@ -132,9 +158,7 @@ fn line(
     }
     out.push(' ');
     match value {
-        Value::Int(v) => {
-            let _ = write!(out, "{v}");
-        }
+        Value::Int(v) => write_u64(out, v),
         Value::Float(v) => write_number(out, v),
     }
     out.push('\n');
@@ -325,5 +349,29 @@ mod tests {
         );
         assert_eq!(number(f64::NAN), "NaN");
         assert_eq!(number(0.25), "0.25");
+    }
+
+    #[test]
+    fn numbers_read_as_the_formatter_writes_them() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -7.0,
+            400.0,
+            1e14,
+            1e15,
+            1e300,
+            0.5,
+            -2.5e-7,
+            123456789.0,
+        ] {
+            assert_eq!(number(v), format!("{v}"), "{v}");
+        }
+        for v in [0u64, 9, 10, 99, 100, 12_345, u64::MAX] {
+            let mut out = String::new();
+            write_u64(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
     }
 }
