@@ -119,7 +119,9 @@ pub(crate) struct AgentCell {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) probe: MailboxProbe,
     pub(crate) watchdog: Option<Watchdog>,
-    pub(crate) observed: Option<Observed>,
+    /// Boxed: most agents keep no per-agent series, and the cell stays
+    /// small for them.
+    pub(crate) observed: Option<Box<Observed>>,
     pub(crate) counters: Counters,
     /// Milliseconds since the system started (+1) at which the current
     /// handler started or last sent a heartbeat; 0 when none runs.
@@ -152,7 +154,7 @@ impl AgentCell {
             name,
             probe,
             watchdog,
-            observed,
+            observed: observed.map(Box::new),
             counters: Counters::default(),
             handling_since: AtomicU64::new(0),
             overrun_seen: AtomicBool::new(false),

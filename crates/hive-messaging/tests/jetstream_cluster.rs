@@ -118,7 +118,12 @@ fn an_r3_stream_loses_nothing_when_one_server_dies() {
     );
     let seen = seen.lock().unwrap();
     let missing: Vec<u32> = (0..N).filter(|i| !seen.contains(i)).take(10).collect();
-    assert!(missing.is_empty(), "never handled: {missing:?}...");
+    assert!(
+        missing.is_empty(),
+        "never handled: {missing:?}...; receiver {:?} {:?}",
+        tb.stats(),
+        tb.durable_stats()
+    );
     eprintln!(
         "cluster: publisher {:?}, consumer {:?}",
         ta.durable_stats(),

@@ -44,6 +44,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs labels feature-gated items
 
 mod config;
+mod keyed;
 mod live;
 mod monitor;
 pub mod prometheus;

@@ -9,6 +9,7 @@ use metrics::{Key, Unit};
 use metrics_util::registry::Registry;
 use serde::{Deserialize, Serialize};
 
+use crate::keyed::SeriesMap;
 use crate::series::{HiveStorage, SCALE};
 use crate::window::WindowQuantiles;
 
@@ -182,34 +183,6 @@ fn labels_of(key: &Key) -> Labels {
 /// Identity of a series for rate tracking: its kind and the key's
 /// precomputed hash (no allocation per series per snapshot).
 type SeriesId = (u8, u64);
-
-/// Series ids hold the metric key's hash already: mixing them again with
-/// SipHash costs more than the rest of a map insert.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct PreHashed(u64);
-
-impl std::hash::Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u8(*b);
-        }
-    }
-
-    fn write_u8(&mut self, b: u8) {
-        self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-
-    fn write_u64(&mut self, h: u64) {
-        self.0 ^= h;
-    }
-}
-
-/// A map keyed by a series' hash.
-pub(crate) type SeriesMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<PreHashed>>;
 
 fn series_id(kind: u8, key: &Key) -> SeriesId {
     (kind, key.get_hash())

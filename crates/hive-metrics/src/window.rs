@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use crate::snapshot::SeriesMap;
+use crate::keyed::SeriesMap;
 use std::time::{Duration, Instant};
 
 use hive_types::histogram::HistogramSnapshot;

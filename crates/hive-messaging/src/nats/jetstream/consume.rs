@@ -88,10 +88,19 @@ pub(crate) async fn run(t: Arc<Transport>, whom: Consuming, target: Target, forw
         Consuming::Group(g) => t.js_dead_subject(g),
     };
     let batch = d.config.max_ack_pending;
+    // Pulls expire and the server sends heartbeats, so a pull lost with a
+    // server (or sent before the consumer's leader was elected) is noticed
+    // and sent again within about an `ack_wait`.
+    let expires = d
+        .config
+        .ack_wait
+        .clamp(Duration::from_secs(1), Duration::from_secs(30));
     loop {
         let stream = consumer
             .stream()
             .max_messages_per_batch(batch)
+            .expires(expires)
+            .heartbeat(expires / 4)
             .messages()
             .await;
         let Ok(mut messages) = stream else {
