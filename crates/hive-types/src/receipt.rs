@@ -62,8 +62,10 @@ impl Drop for Inner {
     }
 }
 
-/// Tells a transport when the messages that share it are gone; see the
-/// [module docs](self). Cloning shares it.
+/// Tells a transport when the messages that share it are gone (see
+/// [`Message::receipt`](crate::Message::receipt)): the last clone dropped
+/// settles it, `Failed` if [`fail`](Self::fail) was called or it was dropped
+/// during a panic, else `Handled`. Cloning shares it.
 #[derive(Clone)]
 pub struct Receipt(Arc<Inner>);
 
