@@ -236,26 +236,8 @@ fn compare(url: &str, name: &str, messages: &[Message]) {
         h / p,
         hb as f64 / pb as f64
     );
-    record(&Extra {
-        component: "hive-messaging",
-        case: &format!("nats messages/s, {name}"),
-        unit: "msg/s",
-        higher_is_better: true,
-        hive: h,
-        anchor: "one NATS message per hive message",
-        anchor_value: p,
-        goal: 5.0,
-    });
-    record(&Extra {
-        component: "hive-messaging",
-        case: &format!("nats bytes on the wire, {name}"),
-        unit: "bytes",
-        higher_is_better: false,
-        hive: hb as f64,
-        anchor: "one NATS message per hive message",
-        anchor_value: pb as f64,
-        goal: 0.4,
-    });
+    let anchor = "one NATS message per hive message";
+    record_rate_and_bytes("nats", name, anchor, (h, p), (hb, pb));
 }
 
 /// One JetStream message per hive message (its record in an uncompressed
@@ -372,26 +354,8 @@ fn compare_durable(url: &str, name: &str, messages: &[Message]) {
         db as f64 / pb as f64,
         d / c
     );
-    record(&Extra {
-        component: "hive-messaging",
-        case: &format!("jetstream messages/s, {name}"),
-        unit: "msg/s",
-        higher_is_better: true,
-        hive: d,
-        anchor: "one JetStream message per hive message",
-        anchor_value: p,
-        goal: 5.0,
-    });
-    record(&Extra {
-        component: "hive-messaging",
-        case: &format!("jetstream bytes on the wire, {name}"),
-        unit: "bytes",
-        higher_is_better: false,
-        hive: db as f64,
-        anchor: "one JetStream message per hive message",
-        anchor_value: pb as f64,
-        goal: 0.4,
-    });
+    let anchor = "one JetStream message per hive message";
+    record_rate_and_bytes("jetstream", name, anchor, (d, p), (db, pb));
     record(&Extra {
         component: "hive-messaging",
         case: &format!("jetstream messages/s beside core NATS (the price of durability), {name}"),
@@ -401,6 +365,38 @@ fn compare_durable(url: &str, name: &str, messages: &[Message]) {
         anchor: "hive over core NATS",
         anchor_value: c,
         goal: f64::NAN,
+    });
+}
+
+/// Records hive's messages/s (goal 5x) and bytes on the wire (goal 0.4x)
+/// beside `anchor`'s, as `<over> messages/s, <name>` and `<over> bytes on
+/// the wire, <name>`.
+fn record_rate_and_bytes(
+    over: &str,
+    name: &str,
+    anchor: &str,
+    rate: (f64, f64),
+    bytes: (u64, u64),
+) {
+    record(&Extra {
+        component: "hive-messaging",
+        case: &format!("{over} messages/s, {name}"),
+        unit: "msg/s",
+        higher_is_better: true,
+        hive: rate.0,
+        anchor,
+        anchor_value: rate.1,
+        goal: 5.0,
+    });
+    record(&Extra {
+        component: "hive-messaging",
+        case: &format!("{over} bytes on the wire, {name}"),
+        unit: "bytes",
+        higher_is_better: false,
+        hive: bytes.0 as f64,
+        anchor,
+        anchor_value: bytes.1 as f64,
+        goal: 0.4,
     });
 }
 

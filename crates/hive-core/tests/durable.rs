@@ -14,13 +14,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hive_core::messaging::nats::NatsTransport;
 use hive_core::{Agent, Context, Message, Overrun, SwarmSystem, Watchdog};
 
 #[path = "../../hive-messaging/tests/support/nats.rs"]
 #[allow(dead_code)]
 mod nats;
-use nats::{durable_swarm, nats_server_binary, JetStreamServer};
+use nats::{connect, durable_swarm, nats_server_binary, JetStreamServer};
 
 /// Panics the first time it sees a message, waits for a go-ahead before it
 /// returns from a message called "hold", and logs (payload, redelivered).
@@ -78,18 +77,8 @@ fn frames_are_acknowledged_after_handle_returns_and_a_panic_or_a_cancel_redelive
         .unwrap()
         .id();
     let url = js.server.url();
-    let t_there = there
-        .runtime()
-        .block_on(NatsTransport::connect(
-            there.communicator(),
-            &url,
-            config.clone(),
-        ))
-        .unwrap();
-    let t_here = here
-        .runtime()
-        .block_on(NatsTransport::connect(here.communicator(), &url, config))
-        .unwrap();
+    let t_there = connect(there.runtime(), there.communicator(), &url, &config);
+    let t_here = connect(here.runtime(), here.communicator(), &url, &config);
     let stats = || t_there.durable_stats().unwrap();
 
     // Acknowledged only once the handler returned.

@@ -18,9 +18,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::StreamExt;
-use hive_messaging::nats::{NatsConfig, NatsTransport};
+use hive_messaging::nats::NatsConfig;
 use hive_types::{AgentId, Message};
-use support::nats::{durable_swarm, nats_server_binary, JetStreamServer};
+use support::nats::{connect, durable_swarm, nats_server_binary, JetStreamServer};
 use support::{comm, numbered, runtime, seq, wait_until};
 
 #[test]
@@ -34,12 +34,8 @@ fn mail_is_stored_delivered_and_acknowledged_after_handling() {
     let (a, b) = (comm(), comm());
     let (from, to) = (AgentId::random(), AgentId::random());
     let mut mailbox = b.register(to).unwrap();
-    let ta = rt
-        .block_on(NatsTransport::connect(&a, &js.server.url(), config.clone()))
-        .unwrap();
-    let tb = rt
-        .block_on(NatsTransport::connect(&b, &js.server.url(), config))
-        .unwrap();
+    let ta = connect(rt.handle(), &a, &js.server.url(), &config);
+    let tb = connect(rt.handle(), &b, &js.server.url(), &config);
     const N: u32 = 20_000;
     let sender = a.sender();
     for i in 0..N {
@@ -94,12 +90,8 @@ fn a_failed_frame_comes_back_marked_and_then_goes_to_the_dead_letters() {
     let (a, b) = (comm(), comm());
     let (from, to) = (AgentId::random(), AgentId::random());
     let mut mailbox = b.register(to).unwrap();
-    let ta = rt
-        .block_on(NatsTransport::connect(&a, &js.server.url(), config.clone()))
-        .unwrap();
-    let tb = rt
-        .block_on(NatsTransport::connect(&b, &js.server.url(), config.clone()))
-        .unwrap();
+    let ta = connect(rt.handle(), &a, &js.server.url(), &config);
+    let tb = connect(rt.handle(), &b, &js.server.url(), &config);
     a.sender().send(Message::new(from, to, "poison")).unwrap();
     a.sender().flush();
     // Three deliveries, each failed by the handler.
@@ -167,51 +159,11 @@ fn a_server_restart_with_file_storage_loses_nothing() {
         ..durable_swarm()
     };
     let (a, b) = (comm(), comm());
-    let (from, to) = (AgentId::random(), AgentId::random());
-    let mut mailbox = b.register(to).unwrap();
-    let ta = rt
-        .block_on(NatsTransport::connect(&a, &js.server.url(), config.clone()))
-        .unwrap();
-    let tb = rt
-        .block_on(NatsTransport::connect(&b, &js.server.url(), config))
-        .unwrap();
-    const N: u32 = 200_000;
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
-    let consumer = {
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            while let Ok(m) = mailbox.recv_timeout(Duration::from_secs(20)) {
-                let mut s = seen.lock().unwrap();
-                s.insert(seq(&m));
-                if s.len() == N as usize {
-                    return;
-                }
-            }
-        })
-    };
-    let sender = a.sender();
-    for i in 0..N {
-        sender.send(numbered(from, to, i, 32)).unwrap();
-        if i == N / 4 {
-            sender.flush();
-            js.server.restart();
-        }
-    }
-    sender.flush();
-    rt.block_on(ta.settle(Duration::from_secs(60))).unwrap();
-    consumer.join().unwrap();
-    let s = ta.stats();
-    assert_eq!(
-        s.messages_acked,
-        u64::from(N),
-        "every message stored: {s:?}"
-    );
-    assert_eq!(s.undelivered(), 0, "{s:?}");
-    let missing: Vec<u32> = {
-        let seen = seen.lock().unwrap();
-        (0..N).filter(|i| !seen.contains(i)).take(10).collect()
-    };
-    assert!(missing.is_empty(), "never handled: {missing:?}...");
+    let mailbox = b.register(AgentId::random()).unwrap();
+    let ta = connect(rt.handle(), &a, &js.server.url(), &config);
+    let tb = connect(rt.handle(), &b, &js.server.url(), &config);
+    let restart = || js.server.restart();
+    support::durable::loses_nothing(&rt, (&a, &ta), mailbox, 200_000, (50_000, restart));
     eprintln!(
         "server restart: publisher {:?}, consumer {:?}",
         ta.durable_stats(),
@@ -233,17 +185,11 @@ fn a_group_shares_one_durable_consumer_between_its_member_processes() {
     let (m1, m2) = (AgentId::random(), AgentId::random());
     let mut boxes = [w1.register(m1).unwrap(), w2.register(m2).unwrap()];
     let url = js.server.url();
-    let t1 = rt
-        .block_on(NatsTransport::connect(&w1, &url, config.clone()))
-        .unwrap();
-    let t2 = rt
-        .block_on(NatsTransport::connect(&w2, &url, config.clone()))
-        .unwrap();
+    let t1 = connect(rt.handle(), &w1, &url, &config);
+    let t2 = connect(rt.handle(), &w2, &url, &config);
     rt.block_on(t1.join_group("resize", m1)).unwrap();
     rt.block_on(t2.join_group("resize", m2)).unwrap();
-    let tf = rt
-        .block_on(NatsTransport::connect(&front, &url, config))
-        .unwrap();
+    let tf = connect(rt.handle(), &front, &url, &config);
     let group = tf.group_address("resize");
     let sender = front.sender();
     let me = AgentId::random();

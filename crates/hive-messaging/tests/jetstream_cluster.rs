@@ -11,15 +11,13 @@
 
 mod support;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hive_messaging::nats::{NatsConfig, NatsTransport};
 use hive_messaging::Communicator;
 use hive_types::AgentId;
 use support::nats::{durable_swarm, free_port, nats_server_binary, Server};
-use support::{comm, numbered, runtime, seq};
+use support::{comm, runtime};
 
 /// Three servers routed to each other, each with its own store.
 fn cluster(bin: &std::path::PathBuf, dir: &std::path::Path) -> Vec<Server> {
@@ -80,50 +78,12 @@ fn an_r3_stream_loses_nothing_when_one_server_dies() {
     }
     let rt = runtime();
     let (a, b) = (comm(), comm());
-    let (from, to) = (AgentId::random(), AgentId::random());
-    let mut mailbox = b.register(to).unwrap();
+    let mailbox = b.register(AgentId::random()).unwrap();
     let ta = connect(&rt, &a, &urls, &config);
     let tb = connect(&rt, &b, &urls, &config);
 
-    const N: u32 = 100_000;
-    let seen = Arc::new(Mutex::new(HashSet::new()));
-    let consumer = {
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            while let Ok(m) = mailbox.recv_timeout(Duration::from_secs(30)) {
-                let mut s = seen.lock().unwrap();
-                s.insert(seq(&m));
-                if s.len() == N as usize {
-                    return;
-                }
-            }
-        })
-    };
-    let sender = a.sender();
-    for i in 0..N {
-        sender.send(numbered(from, to, i, 32)).unwrap();
-        if i == N / 3 {
-            sender.flush();
-            servers[2].stop(); // SIGKILL one of three
-        }
-    }
-    sender.flush();
-    rt.block_on(ta.settle(Duration::from_secs(60))).unwrap();
-    consumer.join().unwrap();
-    let s = ta.stats();
-    assert_eq!(
-        s.messages_acked,
-        u64::from(N),
-        "every message stored: {s:?}"
-    );
-    let seen = seen.lock().unwrap();
-    let missing: Vec<u32> = (0..N).filter(|i| !seen.contains(i)).take(10).collect();
-    assert!(
-        missing.is_empty(),
-        "never handled: {missing:?}...; receiver {:?} {:?}",
-        tb.stats(),
-        tb.durable_stats()
-    );
+    let kill = || servers[2].stop(); // SIGKILL one of three
+    support::durable::loses_nothing(&rt, (&a, &ta), mailbox, 100_000, (33_333, kill));
     eprintln!(
         "cluster: publisher {:?}, consumer {:?}",
         ta.durable_stats(),

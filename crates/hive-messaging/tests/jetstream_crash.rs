@@ -20,12 +20,12 @@ mod support;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hive_messaging::nats::{NatsConfig, NatsTransport};
+use hive_messaging::nats::NatsConfig;
 use hive_types::AgentId;
-use support::nats::{durable_swarm, nats_server_binary, JetStreamServer};
-use support::{comm, numbered, runtime, seq, KillOnDrop};
+use support::nats::{connect, durable_swarm, nats_server_binary, JetStreamServer};
+use support::{comm, numbered, runtime, seq, wait_within, KillOnDrop};
 
 const URL: &str = "HIVE_JS_CHILD_URL";
 const SWARM: &str = "HIVE_JS_CHILD_SWARM";
@@ -55,9 +55,7 @@ fn consumer() {
     let rt = runtime();
     let b = comm();
     let mut mailbox = b.register(agent.parse::<AgentId>().unwrap()).unwrap();
-    let _t = rt
-        .block_on(NatsTransport::connect(&b, &url, config(swarm)))
-        .unwrap();
+    let _t = connect(rt.handle(), &b, &url, &config(swarm));
     let mut log = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -101,14 +99,6 @@ fn read_log(log: &Path) -> Vec<(u32, bool)> {
         .collect()
 }
 
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "waited {within:?} for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_consumer_killed_mid_stream_and_restarted_handles_every_message() {
     let Some(bin) = nats_server_binary() else {
@@ -122,16 +112,14 @@ fn a_consumer_killed_mid_stream_and_restarted_handles_every_message() {
     let d = config.durable.clone().unwrap();
     let to = AgentId::random();
     let mut child = start_child(&url, &config.swarm, to, &log);
-    wait_for("the consumer to start", Duration::from_secs(30), || {
+    wait_within("the consumer to start", Duration::from_secs(30), || {
         !read_log(&log).is_empty()
     });
 
     const N: u32 = 1_000_000;
     let rt = runtime();
     let a = comm();
-    let ta = rt
-        .block_on(NatsTransport::connect(&a, &url, config.clone()))
-        .unwrap();
+    let ta = connect(rt.handle(), &a, &url, &config);
     let sender = a.sender();
     let from = AgentId::random();
     let producer = std::thread::spawn(move || {
@@ -140,7 +128,7 @@ fn a_consumer_killed_mid_stream_and_restarted_handles_every_message() {
         }
         sender.flush();
     });
-    wait_for("300,000 handled", Duration::from_secs(120), || {
+    wait_within("300,000 handled", Duration::from_secs(120), || {
         read_log(&log).len() > 300_000
     });
     child.0.kill().unwrap(); // SIGKILL
@@ -150,7 +138,7 @@ fn a_consumer_killed_mid_stream_and_restarted_handles_every_message() {
     let mut seen = vec![false; N as usize];
     let mut distinct = 0usize;
     let mut read = 0usize;
-    wait_for("every message handled", Duration::from_secs(180), || {
+    wait_within("every message handled", Duration::from_secs(180), || {
         let entries = read_log(&log);
         for (s, _) in &entries[read..] {
             if *s != MARK && !std::mem::replace(&mut seen[*s as usize], true) {

@@ -9,6 +9,8 @@
     clippy::print_stderr
 )]
 
+#[cfg(feature = "jetstream")]
+pub(crate) mod durable;
 #[cfg(feature = "nats")]
 pub(crate) mod nats;
 
@@ -38,10 +40,15 @@ pub(crate) fn wait_for_route(comm: &Communicator, agent: AgentId) {
 }
 
 /// Polls `done` every 2 ms; fails the test after 30 s.
-pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+pub(crate) fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    wait_within(what, Duration::from_secs(30), done);
+}
+
+/// Polls `done` every 2 ms; fails the test after `within`.
+pub(crate) fn wait_within(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
     while !done() {
-        assert!(Instant::now() < deadline, "waited 30 s for {what}");
+        assert!(Instant::now() < deadline, "waited {within:?} for {what}");
         std::thread::sleep(Duration::from_millis(2));
     }
 }

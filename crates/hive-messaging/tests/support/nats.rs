@@ -156,3 +156,18 @@ pub(crate) fn durable_swarm() -> NatsConfig {
         ..swarm()
     }
 }
+
+/// Connects `comm` to `url` on `rt`, failing the test if it cannot.
+pub(crate) fn connect(
+    rt: &tokio::runtime::Handle,
+    comm: &hive_messaging::Communicator,
+    url: &str,
+    config: &NatsConfig,
+) -> hive_messaging::nats::NatsTransport {
+    rt.block_on(hive_messaging::nats::NatsTransport::connect(
+        comm,
+        url,
+        config.clone(),
+    ))
+    .unwrap()
+}
