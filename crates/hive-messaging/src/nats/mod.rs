@@ -260,12 +260,10 @@ impl Transport {
         false
     }
 
-    #[cfg(feature = "jetstream")]
     pub(crate) fn js_agent_subject(&self, agent: &AgentId) -> String {
         format!("hive.{}.js.agent.{agent}", self.config.swarm)
     }
 
-    #[cfg(feature = "jetstream")]
     pub(crate) fn js_group_subject(&self, name: &str) -> String {
         format!("hive.{}.js.group.{name}", self.config.swarm)
     }

@@ -194,12 +194,8 @@ fn route(t: &Transport, m: &Message) -> (String, bool) {
         ) {
             (Some(name), false) => (t.group_subject(name), true),
             (None, false) => (t.agent_subject(&id), true),
-            #[cfg(feature = "jetstream")]
             (Some(name), true) => (t.js_group_subject(name), true),
-            #[cfg(feature = "jetstream")]
             (None, true) => (t.js_agent_subject(&id), true),
-            #[cfg(not(feature = "jetstream"))]
-            (_, true) => (t.agent_subject(&id), true),
         },
     }
 }
@@ -240,10 +236,7 @@ async fn write(t: Arc<Transport>, mut encoder: FrameEncoder) {
     loop {
         let waited = Instant::now();
         wait_until_open(&t).await;
-        let mut spent = Spent {
-            encoding: Duration::ZERO,
-            sending: waited.elapsed(),
-        };
+        let waiting = waited.elapsed();
         let max = t.config.frame_messages;
         if LinkQueue::next(&mut consumer, &mut batch.messages, max)
             .await
@@ -262,12 +255,17 @@ async fn write(t: Arc<Transport>, mut encoder: FrameEncoder) {
                 None => by_subject.push((subject, ack, batch.with(vec![m]))),
             }
         }
+        // Time spent compressing, and the rest of publishing: waiting for
+        // the connection.
+        let mut encoding = Duration::ZERO;
+        let publishing = Instant::now();
         for (subject, ack, messages) in by_subject {
-            let out = (&mut encoder, &mut spent);
+            let out = (&mut encoder, &mut encoding);
             publish(&t, out, &subject, ack, messages, &mut sequence).await;
         }
         t.finished.fetch_add(taken, Ordering::SeqCst);
-        let level = adapt.next(spent.encoding, spent.sending, backlog);
+        let sending = waiting + publishing.elapsed().saturating_sub(encoding);
+        let level = adapt.next(encoding, sending, backlog);
         if level != encoder.level() && encoder.set_level(level).is_ok() {
             #[cfg(feature = "metrics")]
             metrics::gauge!("hive_transport_compression_level", "transport" => "nats")
@@ -285,17 +283,11 @@ fn not_sent(t: &Transport, messages: Vec<Message>) {
 /// Room left in a NATS message for a JetStream publish's headers.
 const HEADER_ROOM: usize = 256;
 
-/// Where a writer's time went for one batch.
-struct Spent {
-    encoding: Duration,
-    sending: Duration,
-}
-
 /// Publishes `messages` as frames of at most `max_payload` bytes (halving
 /// the batch until it fits).
 async fn publish(
     t: &Arc<Transport>,
-    (encoder, spent): (&mut FrameEncoder, &mut Spent),
+    (encoder, encoding): (&mut FrameEncoder, &mut Duration),
     subject: &str,
     ack: bool,
     messages: Unframed<'_>,
@@ -308,7 +300,7 @@ async fn publish(
         frame.clear();
         let started = Instant::now();
         let encoded = encoder.encode_messages(&chunk.messages, *sequence, &mut frame);
-        spent.encoding += started.elapsed();
+        *encoding += started.elapsed();
         let Ok(info) = encoded else {
             chunk.not_sent();
             continue;
@@ -336,7 +328,6 @@ async fn publish(
         let chunk_messages = std::mem::take(&mut chunk.messages);
         let n = chunk_messages.len();
         let payload = Bytes::copy_from_slice(&frame);
-        let _sending = Elapsed::into(&mut spent.sending);
         // The client's own queue blocks while it is disconnected; give up
         // after the ack timeout (the command was then not queued).
         let within = t.config.ack_timeout;
@@ -375,26 +366,5 @@ async fn publish(
         } else {
             t.counters.rejected("publish");
         }
-    }
-}
-
-/// Adds the time until it is dropped to a total.
-struct Elapsed<'a> {
-    total: &'a mut Duration,
-    started: Instant,
-}
-
-impl<'a> Elapsed<'a> {
-    fn into(total: &'a mut Duration) -> Self {
-        Elapsed {
-            total,
-            started: Instant::now(),
-        }
-    }
-}
-
-impl Drop for Elapsed<'_> {
-    fn drop(&mut self) {
-        *self.total += self.started.elapsed();
     }
 }

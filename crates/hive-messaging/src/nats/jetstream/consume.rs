@@ -59,8 +59,9 @@ pub(crate) async fn consumer_for(
     {
         return Err(HiveError::config(
             "durable",
-            "a consumer of this name exists with another subject, ack_wait or \
-             max_ack_pending: delete it, or start with the settings it was made with",
+            "a consumer of this name exists with another subject, ack_wait, \
+             max_deliver or max_ack_pending: delete it, or start with the settings it \
+             was made with",
         ));
     }
     Ok(consumer)
